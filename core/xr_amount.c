@@ -1,0 +1,228 @@
+/*
+ * Amount text <-> integer fen.
+ *
+ * The grammar is deliberately narrow, because every region that sends
+ * something else sends it by mistake:
+ *
+ *   yuan:  ["-"] digit+ ["." digit [digit]]     "145", "145.5", "0.07"
+ *   fen:   ["-"] digit+                         "14500"
+ *
+ * No '+', no spaces, no exponent, no thousands separators, no ".5" or "5.".
+ * Leading zeros are accepted ("007.00"): fixed-width records pad with them,
+ * and the range is checked on the value, not on the number of digits.
+ * Three decimals or more are XR_E_AMOUNT_PRECISION even when they are zeros
+ * ("1.000"): a region that writes three decimals has a different idea of
+ * the unit, and guessing is how money goes missing.  "-0" and "-0.00" are
+ * zero, not negative.
+ *
+ * Errors are checked in this order: XR_E_FIELD_FORMAT (not such a number),
+ * XR_E_AMOUNT_PRECISION, XR_E_AMOUNT_RANGE, XR_E_AMOUNT_NEGATIVE.
+ *
+ * XR_AMOUNT_DEFAULT is treated as yuan: the profile loader resolves the
+ * default, and yuan is what a profile without `amount` means.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "xr_amount.h"
+
+
+/* Longest part of a rejected text quoted in errstr. */
+#define XR_AMOUNT_QUOTE_MAX  40
+
+
+static void xr_amount_quote(xr_str_t text, char *buf, size_t size);
+static int xr_amount_fail(xr_ctx_t *ctx, xr_err_e err, xr_str_t text,
+    const char *field, const char *what);
+
+
+int
+xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
+    int negative, const char *field, int64_t *fen)
+{
+    size_t       i, int_start, int_end, frac_start, frac_end;
+    int64_t      v;
+    int          neg;
+    const char  *p = text.data;
+
+    i = 0;
+    neg = 0;
+
+    if (text.len == 0) {
+        return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
+                              "is empty");
+    }
+
+    if (p[0] == '-') {
+        neg = 1;
+        i++;
+    }
+
+    int_start = i;
+    while (i < text.len && p[i] >= '0' && p[i] <= '9') {
+        i++;
+    }
+    int_end = i;
+
+    if (int_end == int_start) {
+        return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
+                              "is not a decimal number");
+    }
+
+    frac_start = frac_end = i;
+
+    if (i < text.len && p[i] == '.') {
+        i++;
+        frac_start = i;
+        while (i < text.len && p[i] >= '0' && p[i] <= '9') {
+            i++;
+        }
+        frac_end = i;
+
+        if (frac_end == frac_start || i != text.len) {
+            return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
+                                  "is not a decimal number");
+        }
+
+        if (unit == XR_AMOUNT_FEN) {
+            return xr_amount_fail(ctx, XR_E_AMOUNT_PRECISION, text, field,
+                                  "has decimals: fen amounts are whole "
+                                  "numbers");
+        }
+
+        if (frac_end - frac_start > 2) {
+            return xr_amount_fail(ctx, XR_E_AMOUNT_PRECISION, text, field,
+                                  "has more than two decimals");
+        }
+    }
+
+    if (i != text.len) {
+        return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
+                              "is not a decimal number");
+    }
+
+    /*
+     * The value in fen, never above XR_AMOUNT_MAX_FEN, so it cannot
+     * overflow: the check runs before each multiplication.
+     */
+
+    v = 0;
+
+    for (i = int_start; i < int_end; i++) {
+        if (v > XR_AMOUNT_MAX_FEN / 10) {
+            return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
+                                  "is out of range");
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+
+    if (unit != XR_AMOUNT_FEN) {
+        if (v > XR_AMOUNT_MAX_FEN / 100) {
+            return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
+                                  "is out of range");
+        }
+
+        v *= 100;
+
+        if (frac_end - frac_start >= 1) {
+            v += (p[frac_start] - '0') * 10;
+        }
+        if (frac_end - frac_start == 2) {
+            v += p[frac_start + 1] - '0';
+        }
+    }
+
+    if (v > XR_AMOUNT_MAX_FEN) {
+        return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
+                              "is out of range");
+    }
+
+    if (neg && v != 0) {
+        if (!negative) {
+            return xr_amount_fail(ctx, XR_E_AMOUNT_NEGATIVE, text, field,
+                                  "is negative");
+        }
+        v = -v;
+    }
+
+    *fen = v;
+
+    return XR_OK;
+}
+
+
+int
+xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
+    xr_str_t *out)
+{
+    char      buf[32];
+    int       n;
+    uint64_t  a;
+
+    if (fen > XR_AMOUNT_MAX_FEN || fen < -XR_AMOUNT_MAX_FEN) {
+        return xr_fail(ctx, XR_E_AMOUNT_RANGE, NULL,
+                       "amount of %lld fen is out of range",
+                       (long long) fen);
+    }
+
+    if (unit == XR_AMOUNT_FEN) {
+        n = snprintf(buf, sizeof(buf), "%lld", (long long) fen);
+
+    } else {
+        a = (uint64_t) (fen < 0 ? -fen : fen);
+        n = snprintf(buf, sizeof(buf), "%s%llu.%02u", fen < 0 ? "-" : "",
+                     (unsigned long long) (a / 100), (unsigned) (a % 100));
+    }
+
+    *out = xr_pstr(ctx->pool, buf, (size_t) n);
+    if (out->data == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+
+    return XR_OK;
+}
+
+
+/*
+ * The text as it may be shown in errstr: at most XR_AMOUNT_QUOTE_MAX bytes,
+ * anything but printable ASCII as '?' so that errstr stays valid UTF-8 and
+ * readable whatever the region sent.
+ */
+
+static void
+xr_amount_quote(xr_str_t text, char *buf, size_t size)
+{
+    size_t         i, n;
+    unsigned char  c;
+
+    n = text.len < XR_AMOUNT_QUOTE_MAX ? text.len : XR_AMOUNT_QUOTE_MAX;
+    if (n > size - 4) {
+        n = size - 4;
+    }
+
+    for (i = 0; i < n; i++) {
+        c = (unsigned char) text.data[i];
+        buf[i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+    }
+
+    if (n < text.len) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+
+    buf[i] = '\0';
+}
+
+
+static int
+xr_amount_fail(xr_ctx_t *ctx, xr_err_e err, xr_str_t text, const char *field,
+    const char *what)
+{
+    char  quoted[XR_AMOUNT_QUOTE_MAX + 4];
+
+    xr_amount_quote(text, quoted, sizeof(quoted));
+
+    return xr_fail(ctx, err, field, "amount \"%s\"%s%s %s", quoted,
+                   field ? " of field " : "", field ? field : "", what);
+}

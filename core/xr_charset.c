@@ -1,0 +1,295 @@
+/*
+ * UTF-8 validation and GBK conversion.  iconv's GBK in glibc is CP936; we
+ * use GB18030 for decoding so that every byte sequence a GBK system may send
+ * is accepted, and GBK for encoding so that what we send is plain GBK.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <iconv.h>
+#include <string.h>
+
+#include "xr_charset.h"
+
+
+const char *
+xr_charset_name(xr_charset_e cs)
+{
+    return cs == XR_CHARSET_GBK ? "GBK" : "UTF-8";
+}
+
+
+/*
+ * The length of the well-formed UTF-8 sequence at s, or 0: no overlongs,
+ * no surrogates, nothing above U+10FFFF, no sequence cut short.
+ */
+
+static size_t
+xr_utf8_seq(const unsigned char *s, size_t len)
+{
+    size_t         n, k;
+    uint32_t       cp, min;
+    unsigned char  c;
+
+    c = s[0];
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1; cp = c & 0x1f; min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2; cp = c & 0x0f; min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3; cp = c & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len <= n) {
+        return 0;
+    }
+    for (k = 1; k <= n; k++) {
+        if ((s[k] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return n + 1;
+}
+
+
+/* The offset of the first ill-formed byte, or len. */
+
+static size_t
+xr_utf8_check(const unsigned char *s, size_t len)
+{
+    size_t  i = 0, n;
+
+    while (i < len) {
+        n = xr_utf8_seq(s + i, len - i);
+        if (n == 0) {
+            return i;
+        }
+        i += n;
+    }
+    return len;
+}
+
+
+int
+xr_utf8_validate(xr_ctx_t *ctx, const char *s, size_t len, const char *field)
+{
+    size_t  at;
+
+    at = xr_utf8_check((const unsigned char *) s, len);
+    if (at != len) {
+        return xr_fail(ctx, XR_E_CHARSET, field,
+                       "invalid UTF-8 at byte %zu%s%s", at,
+                       field ? " of field " : "", field ? field : "");
+    }
+    return XR_OK;
+}
+
+
+/*
+ * Counting lead bytes alone would count a run of stray continuation bytes
+ * as nothing and let it past a length limit: each byte that is not part of
+ * a well-formed sequence counts as one.
+ */
+
+size_t
+xr_utf8_length(const char *s, size_t len)
+{
+    size_t  i = 0, n, count = 0;
+
+    while (i < len) {
+        n = xr_utf8_seq((const unsigned char *) s + i, len - i);
+        i += n ? n : 1;
+        count++;
+    }
+    return count;
+}
+
+
+/*
+ * One conversion into a pool buffer of cap bytes.  On XR_ERROR *at is the
+ * offset of the input byte iconv stopped at and *err its errno (E2BIG when
+ * cap was short, which is our bug, not the caller's).
+ *
+ * Decoding GBK we go through GB18030, which rejects the lone byte 0x80 that
+ * CP936, glibc's GBK and Windows use for the euro sign; our own encoder
+ * writes it, so the decoder takes it back as U+20AC.
+ */
+
+static int
+xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
+    size_t len, size_t cap, xr_str_t *out, size_t *at, int *err)
+{
+    iconv_t   cd;
+    char     *buf, *ip, *op;
+    size_t    il, ol, rc;
+    int       euro;
+
+    *at = 0;
+    *err = 0;
+
+    cd = iconv_open(to, from);
+    if (cd == (iconv_t) -1) {
+        *err = errno;
+        return XR_ERROR;
+    }
+
+    buf = xr_palloc(ctx->pool, cap);
+    if (buf == NULL) {
+        iconv_close(cd);
+        *err = ENOMEM;
+        return XR_ERROR;
+    }
+
+    euro = strcmp(from, "GB18030") == 0;
+
+    ip = (char *) in;
+    il = len;
+    op = buf;
+    ol = cap;
+
+    for ( ;; ) {
+        rc = iconv(cd, &ip, &il, &op, &ol);
+        if (rc != (size_t) -1) {
+            rc = iconv(cd, NULL, NULL, &op, &ol);
+            if (rc != (size_t) -1) {
+                break;
+            }
+        }
+
+        /* saved before iconv_close(), which may change errno */
+        *err = errno;
+
+        if (*err == EILSEQ && euro && il && (unsigned char) *ip == 0x80
+            && ol >= 3)
+        {
+            memcpy(op, "\xe2\x82\xac", 3);
+            op += 3;
+            ol -= 3;
+            ip++;
+            il--;
+            continue;
+        }
+
+        *at = (size_t) (ip - in);
+        iconv_close(cd);
+        return XR_ERROR;
+    }
+
+    iconv_close(cd);
+
+    out->data = buf;
+    out->len = (size_t) (op - buf);
+    return XR_OK;
+}
+
+
+int
+xr_charset_to_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in, size_t len,
+    xr_str_t *out, const char *field)
+{
+    size_t       at;
+    int          err;
+    const char  *nul;
+
+    if (cs == XR_CHARSET_UTF8) {
+        if (xr_utf8_validate(ctx, in, len, field) != XR_OK) {
+            return XR_ERROR;
+        }
+        out->data = in;
+        out->len = len;
+        return XR_OK;
+    }
+
+    if (len == 0) {
+        out->data = "";
+        out->len = 0;
+        return XR_OK;
+    }
+
+    nul = memchr(in, '\0', len);
+    if (nul != NULL) {
+        return xr_fail(ctx, XR_E_CHARSET, field,
+                       "NUL byte in GBK text at byte %zu%s%s",
+                       (size_t) (nul - in),
+                       field ? " of field " : "", field ? field : "");
+    }
+
+    /* a GBK byte becomes at most 3 bytes of UTF-8 (0x80 -> U+20AC) */
+    if (len > (SIZE_MAX - 4) / 3) {
+        return xr_fail(ctx, XR_E_NOMEM, field, NULL);
+    }
+
+    if (xr_iconv(ctx, "UTF-8", "GB18030", in, len, len * 3 + 4, out, &at,
+                 &err)
+        != XR_OK)
+    {
+        if (err == EILSEQ || err == EINVAL) {
+            return xr_fail(ctx, XR_E_CHARSET, field,
+                           "invalid GBK byte sequence at byte %zu%s%s", at,
+                           field ? " of field " : "", field ? field : "");
+        }
+        if (err == ENOMEM) {
+            return xr_fail(ctx, XR_E_NOMEM, field, NULL);
+        }
+        return xr_fail(ctx, XR_E_INTERNAL, field,
+                       "iconv GB18030 to UTF-8 failed: %s", strerror(err));
+    }
+
+    return xr_utf8_validate(ctx, out->data, out->len, field);
+}
+
+
+int
+xr_charset_from_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in,
+    size_t len, xr_str_t *out, const char *field)
+{
+    size_t  at;
+    int     err;
+
+    if (xr_utf8_validate(ctx, in, len, field) != XR_OK) {
+        return XR_ERROR;
+    }
+    if (cs == XR_CHARSET_UTF8) {
+        out->data = in;
+        out->len = len;
+        return XR_OK;
+    }
+
+    if (len == 0) {
+        out->data = "";
+        out->len = 0;
+        return XR_OK;
+    }
+
+    /* GBK is never longer than UTF-8: 1 -> 1, 2 or 3 -> 2 */
+    if (len > SIZE_MAX - 4) {
+        return xr_fail(ctx, XR_E_NOMEM, field, NULL);
+    }
+
+    if (xr_iconv(ctx, "GBK", "UTF-8", in, len, len + 4, out, &at, &err)
+        != XR_OK)
+    {
+        if (err == EILSEQ || err == EINVAL) {
+            /* valid UTF-8 that GBK cannot carry */
+            return xr_fail(ctx, XR_E_CHARSET, field,
+                           "character at byte %zu not representable in "
+                           "GBK%s%s", at,
+                           field ? " in field " : "", field ? field : "");
+        }
+        if (err == ENOMEM) {
+            return xr_fail(ctx, XR_E_NOMEM, field, NULL);
+        }
+        return xr_fail(ctx, XR_E_INTERNAL, field,
+                       "iconv UTF-8 to GBK failed: %s", strerror(err));
+    }
+
+    return XR_OK;
+}

@@ -1,0 +1,990 @@
+/*
+ * The profile-driven mapping between a wire tree (what an adapter decodes)
+ * and the canonical message.  All type conversion, validation and code
+ * mapping happens here, so every codec behaves the same way.
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "xr_amount.h"
+#include "xr_charset.h"
+#include "xr_profile.h"
+#include "xr_time.h"
+#include "xr_translate.h"
+#include "xr_adapter.h"
+
+
+/* A field's name for error messages: "total (wire xxnr.totalexpense)". */
+static const char *
+xr_fname(const xr_map_t *m, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.*s", (int) m->canon.len, m->canon.data);
+    return buf;
+}
+
+
+#define XR_FNAME(m)  xr_fname(m, fbuf, sizeof(fbuf))
+
+
+/* ---- decoding --------------------------------------------------------- */
+
+/*
+ * The text of a scalar wire node; XR_DECLINED when it is absent or empty.
+ */
+static int
+xr_wire_text(xr_ctx_t *ctx, const xr_map_t *m, const xr_node_t *w,
+    xr_str_t *text)
+{
+    char  fbuf[XR_FIELD_LEN];
+
+    if (w == NULL || w->type == XR_NODE_NULL) {
+        return XR_DECLINED;
+    }
+    switch (w->type) {
+    case XR_NODE_STRING:
+    case XR_NODE_NUMBER:
+        *text = w->u.s;
+        break;
+    case XR_NODE_BOOL:
+        *text = xr_str_from(w->u.b ? "true" : "false");
+        break;
+    default:
+        return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                       "field %s (wire %.*s) is a %s, expected a value",
+                       XR_FNAME(m), (int) m->wire.len, m->wire.data,
+                       xr_node_type_name(w->type));
+    }
+    if (text->len == 0) {
+        return XR_DECLINED;
+    }
+    return XR_OK;
+}
+
+
+static int
+xr_parse_int(xr_str_t s, int64_t *out)
+{
+    size_t   i = 0;
+    int64_t  v = 0;
+    int      neg = 0;
+
+    if (s.len && s.data[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == s.len || s.len - i > 18) {
+        return XR_ERROR;
+    }
+    for ( ; i < s.len; i++) {
+        if (s.data[i] < '0' || s.data[i] > '9') {
+            return XR_ERROR;
+        }
+        v = v * 10 + (s.data[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return XR_OK;
+}
+
+
+static int
+xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *w, xr_node_t **out)
+{
+    const xr_sfield_t  *sf = m->sf;
+    xr_str_t            text, canon;
+    xr_node_t          *n;
+    size_t              start, len, chars, max;
+    int64_t             v;
+    xr_time_t           t;
+    int                 rc;
+    char                fbuf[XR_FIELD_LEN];
+
+    *out = NULL;
+
+    if (ft == XR_FT_BOOL && w && w->type == XR_NODE_BOOL) {
+        n = xr_node_new(ctx, XR_NODE_BOOL);
+        if (n == NULL) {
+            return XR_ERROR;
+        }
+        n->u.b = w->u.b;
+        *out = n;
+        return XR_OK;
+    }
+
+    rc = xr_wire_text(ctx, m, w, &text);
+    if (rc != XR_OK) {
+        return rc;
+    }
+
+    if (m->value.len && !m->is_const) {
+        /* slice=START:LEN, checked at load time */
+        const char  *colon = memchr(m->value.data, ':', m->value.len);
+
+        start = 0;
+        len = 0;
+        for (const char *c = m->value.data; c < colon; c++) {
+            start = start * 10 + (*c - '0');
+        }
+        for (const char *c = colon + 1;
+             c < m->value.data + m->value.len; c++)
+        {
+            len = len * 10 + (*c - '0');
+        }
+        if (start + len > text.len) {
+            return xr_fail(ctx, XR_E_FIELD_FORMAT, XR_FNAME(m),
+                           "field %s (wire %.*s) is too short to hold "
+                           "characters %zu-%zu", XR_FNAME(m),
+                           (int) m->wire.len, m->wire.data, start + 1,
+                           start + len);
+        }
+        text.data += start;
+        text.len = len;
+    }
+
+    chars = xr_utf8_length(text.data, text.len);
+    max = m->max;
+    if (max == 0 && sf && (ft == XR_FT_STRING || ft == XR_FT_CODE)) {
+        max = sf->max;
+    }
+    if (max && chars > max) {
+        return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
+                       "field %s (wire %.*s) has %zu characters, %.*s "
+                       "allows %zu", XR_FNAME(m), (int) m->wire.len,
+                       m->wire.data, chars, (int) p->name.len, p->name.data,
+                       max);
+    }
+
+    switch (ft) {
+
+    case XR_FT_STRING:
+        n = xr_node_string(ctx, text.data, text.len);
+        break;
+
+    case XR_FT_CODE:
+        canon = text;
+        if (m->table) {
+            if (xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+                return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                               "code \"%.*s\" of field %s has no mapping in "
+                               "table %.*s of %.*s", (int) text.len,
+                               text.data, XR_FNAME(m),
+                               (int) m->table->name.len, m->table->name.data,
+                               (int) p->name.len, p->name.data);
+            }
+        }
+        if (sf) {
+            size_t  i;
+
+            for (i = 0; i < sf->nvalues; i++) {
+                if (xr_str_cmp(sf->values[i], canon) == 0) {
+                    break;
+                }
+            }
+            if (i == sf->nvalues) {
+                return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                               "code \"%.*s\" of field %s is not a known "
+                               "value", (int) canon.len, canon.data,
+                               XR_FNAME(m));
+            }
+        }
+        n = xr_node_string(ctx, canon.data, canon.len);
+        break;
+
+    case XR_FT_INT:
+        if (xr_parse_int(text, &v) != XR_OK) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s (wire %.*s) is not an integer: "
+                           "\"%.*s\"", XR_FNAME(m), (int) m->wire.len,
+                           m->wire.data, (int) (text.len > 40 ? 40
+                                                               : text.len),
+                           text.data);
+        }
+        n = xr_node_int(ctx, XR_NODE_INT, v);
+        break;
+
+    case XR_FT_AMOUNT:
+        if (w->type == XR_NODE_BOOL) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a bool, expected an amount",
+                           XR_FNAME(m));
+        }
+        if (xr_amount_parse(ctx, text, m->amount ? m->amount : p->amount,
+                            sf ? sf->negative : 0, XR_FNAME(m), &v)
+            != XR_OK)
+        {
+            return XR_ERROR;
+        }
+        n = xr_node_int(ctx, XR_NODE_AMOUNT, v);
+        break;
+
+    case XR_FT_BOOL:
+        canon = text;
+        if (m->table && xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+            return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                           "value \"%.*s\" of field %s has no mapping in "
+                           "table %.*s", (int) text.len, text.data,
+                           XR_FNAME(m), (int) m->table->name.len,
+                           m->table->name.data);
+        }
+        n = xr_node_new(ctx, XR_NODE_BOOL);
+        if (n == NULL) {
+            return XR_ERROR;
+        }
+        if (xr_str_eq(canon, "true") || xr_str_eq(canon, "1")
+            || xr_str_eq(canon, "Y"))
+        {
+            n->u.b = 1;
+        } else if (xr_str_eq(canon, "false") || xr_str_eq(canon, "0")
+                   || xr_str_eq(canon, "N"))
+        {
+            n->u.b = 0;
+        } else {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is not a boolean", XR_FNAME(m));
+        }
+        break;
+
+    case XR_FT_DATE:
+    case XR_FT_DATETIME:
+        if (xr_time_parse(ctx, m->time->pattern, text, XR_FNAME(m), &t)
+            != XR_OK)
+        {
+            return XR_ERROR;
+        }
+        if (ft == XR_FT_DATE) {
+            t.has_time = 0;
+            t.has_msec = 0;
+            t.hour = t.min = t.sec = t.msec = 0;
+        }
+        n = xr_node_new(ctx, XR_NODE_TIME);
+        if (n) {
+            n->u.t = t;
+        }
+        break;
+
+    default:
+        return xr_fail(ctx, XR_E_INTERNAL, XR_FNAME(m), "bad field type");
+    }
+
+    if (n == NULL) {
+        return XR_ERROR;
+    }
+    *out = n;
+    return XR_OK;
+}
+
+
+static int xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_map_t *maps, size_t nmaps, const xr_node_t *wire,
+    xr_node_t *body, int check_required);
+
+
+static int
+xr_decode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    const xr_node_t *wire, xr_node_t **out, int check_required)
+{
+    const xr_node_t   *found[1], **items;
+    xr_node_t         *arr, *obj;
+    size_t             n, i, max;
+    char               fbuf[XR_FIELD_LEN];
+
+    *out = NULL;
+    max = ctx->max_nodes ? ctx->max_nodes : XR_DEFAULT_MAX_NODES;
+
+    n = xr_node_path_all(wire, m->wire, found, 1);
+    if (n == 0) {
+        return XR_DECLINED;
+    }
+
+    if (n == 1 && found[0]->type == XR_NODE_ARRAY) {
+        items = (const xr_node_t **) found[0]->u.arr.items;
+        n = found[0]->u.arr.count;
+    } else {
+        if (n > max) {
+            return xr_fail(ctx, XR_E_BODY_TOO_LARGE, XR_FNAME(m),
+                           "list %s has too many items", XR_FNAME(m));
+        }
+        items = xr_palloc(ctx->pool, n * sizeof(xr_node_t *));
+        if (items == NULL) {
+            return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        }
+        xr_node_path_all(wire, m->wire, items, n);
+    }
+
+    if (n == 0) {
+        return XR_DECLINED;
+    }
+
+    arr = xr_node_new(ctx, XR_NODE_ARRAY);
+    if (arr == NULL) {
+        return XR_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (items[i]->type != XR_NODE_OBJECT) {
+            if (items[i]->type == XR_NODE_STRING && items[i]->u.s.len == 0) {
+                continue;   /* an empty XML element: no item */
+            }
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "item %zu of list %s (wire %.*s) is a %s, "
+                           "expected an object", i + 1, XR_FNAME(m),
+                           (int) m->wire.len, m->wire.data,
+                           xr_node_type_name(items[i]->type));
+        }
+        obj = xr_node_new(ctx, XR_NODE_OBJECT);
+        if (obj == NULL
+            || xr_decode_maps(ctx, p, m->children, m->nchildren, items[i],
+                              obj, check_required) != XR_OK
+            || xr_array_push(ctx, arr, obj) != XR_OK)
+        {
+            return XR_ERROR;
+        }
+    }
+
+    if (arr->u.arr.count == 0) {
+        return XR_DECLINED;
+    }
+    *out = arr;
+    return XR_OK;
+}
+
+
+static int
+xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
+    size_t nmaps, const xr_node_t *wire, xr_node_t *body, int check_required)
+{
+    const xr_map_t  *m;
+    xr_node_t       *v;
+    size_t           i;
+    int              rc;
+    char             fbuf[XR_FIELD_LEN];
+
+    for (i = 0; i < nmaps; i++) {
+        m = &maps[i];
+        if (m->is_const || m->env != XR_ENV_NONE) {
+            continue;
+        }
+
+        if (m->sf->type == XR_FT_LIST) {
+            rc = xr_decode_list(ctx, p, m, wire, &v, check_required);
+        } else {
+            rc = xr_decode_value(ctx, p, m, m->sf->type,
+                                 xr_node_path_get(wire, m->wire), &v);
+        }
+
+        if (rc == XR_ERROR) {
+            return XR_ERROR;
+        }
+        if (rc == XR_DECLINED) {
+            if (check_required && (m->sf->required || m->required)) {
+                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                               "required field %s (wire %.*s) is missing",
+                               XR_FNAME(m), (int) m->wire.len,
+                               m->wire.data);
+            }
+            continue;
+        }
+        if (xr_object_get(body, m->canon) != NULL) {
+            continue;   /* two slices of one wire field: the first wins */
+        }
+        if (xr_object_add(ctx, body, m->canon, v) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+    return XR_OK;
+}
+
+
+static int
+xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
+    const xr_node_t *wire, xr_msg_t *msg, xr_str_t *txn_code)
+{
+    const xr_mapset_t  *ms = &p->env[dir];
+    const xr_map_t     *m;
+    xr_node_t          *v;
+    xr_str_t            text;
+    size_t              i;
+    int                 rc;
+
+    for (i = 0; i < ms->nmaps; i++) {
+        m = &ms->maps[i];
+        if (m->is_const) {
+            continue;
+        }
+
+        if (m->env == XR_ENV_TIME) {
+            rc = xr_decode_value(ctx, p, m, XR_FT_DATETIME,
+                                 xr_node_path_get(wire, m->wire), &v);
+            if (rc == XR_ERROR) {
+                return XR_ERROR;
+            }
+            if (rc == XR_OK) {
+                msg->time = v->u.t;
+                msg->has_time = 1;
+            }
+            continue;
+        }
+
+        rc = xr_decode_value(ctx, p, m, XR_FT_STRING,
+                             xr_node_path_get(wire, m->wire), &v);
+        if (rc == XR_ERROR) {
+            return XR_ERROR;
+        }
+        if (rc == XR_DECLINED) {
+            continue;
+        }
+        text = v->u.s;
+
+        switch (m->env) {
+        case XR_ENV_TXN:        *txn_code = text; break;
+        case XR_ENV_MSG_ID:     msg->msg_id = text; break;
+        case XR_ENV_ORIGIN:     msg->origin = text; break;
+        case XR_ENV_DEST:       msg->dest = text; break;
+        case XR_ENV_CALLER:     msg->caller = text; break;
+        case XR_ENV_VERSION:    msg->version = text; break;
+        case XR_ENV_ERR_MSG:    msg->err_msg = text; break;
+        case XR_ENV_REF_MSG_ID: msg->ref_msg_id = text; break;
+        default:                break;
+        }
+    }
+    return XR_OK;
+}
+
+
+/* The canonical error code of a wire result code. */
+static xr_str_t
+xr_error_canon(xr_ctx_t *ctx, const xr_profile_t *p, xr_str_t wire)
+{
+    xr_str_t  canon;
+    char     *s;
+
+    if (p->errors && xr_table_to_canon(p->errors, wire, &canon) == XR_OK) {
+        return canon;
+    }
+    s = xr_palloc(ctx->pool, wire.len + 5);
+    if (s == NULL) {
+        return xr_str_from("XR-UPSTREAM-ERROR");
+    }
+    memcpy(s, "BIZ-", 4);
+    memcpy(s + 4, wire.data, wire.len);
+    canon.data = s;
+    canon.len = wire.len + 4;
+    return canon;
+}
+
+
+int
+xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
+    const xr_ptxn_t *hint, const xr_node_t *wire, xr_msg_t *msg)
+{
+    const xr_ptxn_t  *ptxn = NULL;
+    const xr_node_t  *rn;
+    xr_str_t          code = xr_null_string, result;
+
+    xr_msg_init(msg, dir);
+    msg->domain = p->domain;
+
+    if (wire == NULL || wire->type != XR_NODE_OBJECT) {
+        return xr_fail(ctx, XR_E_SYNTAX, NULL, "message is not a document");
+    }
+
+    msg->body = xr_node_new(ctx, XR_NODE_OBJECT);
+    if (msg->body == NULL) {
+        return XR_ERROR;
+    }
+
+    if (xr_decode_env(ctx, p, dir, wire, msg, &code) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    if (dir == XR_DIR_RESPONSE) {
+        rn = xr_node_path_get(wire, p->result_field);
+        if (rn == NULL || (rn->type != XR_NODE_STRING
+                           && rn->type != XR_NODE_NUMBER))
+        {
+            return xr_fail(ctx, XR_E_FIELD_MISSING, "@status",
+                           "answer has no result code (wire %.*s)",
+                           (int) p->result_field.len, p->result_field.data);
+        }
+        result = rn->u.s;
+        msg->ok = xr_str_cmp(result, p->ok_value) == 0;
+        if (!msg->ok) {
+            msg->err_code = xr_error_canon(ctx, p, result);
+        }
+        if (p->message_field.len) {
+            rn = xr_node_path_get(wire, p->message_field);
+            if (rn && (rn->type == XR_NODE_STRING
+                       || rn->type == XR_NODE_NUMBER))
+            {
+                msg->err_msg = rn->u.s;
+            }
+        }
+    }
+
+    if (hint) {
+        ptxn = hint;
+    } else {
+        if (code.len == 0) {
+            return xr_fail(ctx, XR_E_FIELD_MISSING, "@txn",
+                           "message has no transaction code");
+        }
+        ptxn = xr_profile_txn_by_code(p, code);
+        if (ptxn == NULL) {
+            return xr_fail(ctx, XR_E_TXN_UNKNOWN, "@txn",
+                           "unknown transaction code \"%.*s\" for %.*s",
+                           (int) (code.len > 40 ? 40 : code.len), code.data,
+                           (int) p->name.len, p->name.data);
+        }
+    }
+    msg->txn = ptxn->stxn->name;
+
+    if (msg->origin.len == 0 && dir == XR_DIR_REQUEST) {
+        msg->origin = p->region;
+    }
+
+    /* an error answer carries no business fields that must be there */
+    return xr_decode_maps(ctx, p, ptxn->maps[dir].maps,
+                          ptxn->maps[dir].nmaps, wire, msg->body,
+                          dir == XR_DIR_REQUEST || msg->ok);
+}
+
+
+/* ---- encoding --------------------------------------------------------- */
+
+static xr_node_t *
+xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
+    int numeric, xr_str_t text)
+{
+    if ((p->adapter->flags & XR_ADAPTER_NUMBERS)
+        && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
+    {
+        return xr_node_number(ctx, text.data, text.len);
+    }
+    return xr_node_string(ctx, text.data, text.len);
+}
+
+
+static int
+xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *v, xr_node_t **out)
+{
+    xr_str_t            text, wire;
+    xr_amount_unit_e    unit;
+    xr_node_t          *n = NULL;
+    size_t              chars;
+    char                num[32], fbuf[XR_FIELD_LEN];
+    int                 numeric = 0, len;
+
+    switch (ft) {
+
+    case XR_FT_STRING:
+    case XR_FT_CODE:
+        if (v->type != XR_NODE_STRING) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a %s, expected a string",
+                           XR_FNAME(m), xr_node_type_name(v->type));
+        }
+        text = v->u.s;
+        if (ft == XR_FT_CODE && m->table) {
+            if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
+                return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                               "code \"%.*s\" of field %s has no mapping in "
+                               "table %.*s of %.*s", (int) text.len,
+                               text.data, XR_FNAME(m),
+                               (int) m->table->name.len, m->table->name.data,
+                               (int) p->name.len, p->name.data);
+            }
+            text = wire;
+        }
+        if (m->max) {
+            chars = xr_utf8_length(text.data, text.len);
+            if (chars > m->max) {
+                return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
+                               "field %s has %zu characters, %.*s allows "
+                               "%zu (wire %.*s)", XR_FNAME(m), chars,
+                               (int) p->name.len, p->name.data, m->max,
+                               (int) m->wire.len, m->wire.data);
+            }
+        }
+        n = xr_wire_scalar(ctx, p, m->as, 0, text);
+        break;
+
+    case XR_FT_INT:
+        if (v->type != XR_NODE_INT) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a %s, expected an integer",
+                           XR_FNAME(m), xr_node_type_name(v->type));
+        }
+        len = snprintf(num, sizeof(num), "%lld", (long long) v->u.i);
+        text.data = num;
+        text.len = len;
+        n = xr_wire_scalar(ctx, p, m->as, 1, text);
+        break;
+
+    case XR_FT_AMOUNT:
+        if (v->type != XR_NODE_AMOUNT) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a %s, expected an amount",
+                           XR_FNAME(m), xr_node_type_name(v->type));
+        }
+        unit = m->amount ? m->amount : p->amount;
+        if (xr_amount_format(ctx, v->u.i, unit, &text) != XR_OK) {
+            return XR_ERROR;
+        }
+        numeric = (unit == XR_AMOUNT_FEN);
+        n = xr_wire_scalar(ctx, p, m->as, numeric, text);
+        break;
+
+    case XR_FT_BOOL:
+        if (v->type != XR_NODE_BOOL) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a %s, expected a boolean",
+                           XR_FNAME(m), xr_node_type_name(v->type));
+        }
+        if (m->as == XR_WIRE_BOOL && (p->adapter->flags
+                                      & XR_ADAPTER_NUMBERS))
+        {
+            n = xr_node_new(ctx, XR_NODE_BOOL);
+            if (n) {
+                n->u.b = v->u.b;
+            }
+            break;
+        }
+        text = xr_str_from(v->u.b ? "true" : "false");
+        if (m->table) {
+            if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
+                return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                               "boolean field %s has no mapping for %.*s in "
+                               "table %.*s", XR_FNAME(m), (int) text.len,
+                               text.data, (int) m->table->name.len,
+                               m->table->name.data);
+            }
+            text = wire;
+        } else {
+            text = xr_str_from(v->u.b ? "1" : "0");
+        }
+        n = xr_wire_scalar(ctx, p, m->as, 0, text);
+        break;
+
+    case XR_FT_DATE:
+    case XR_FT_DATETIME:
+        if (v->type != XR_NODE_TIME) {
+            return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                           "field %s is a %s, expected a time",
+                           XR_FNAME(m), xr_node_type_name(v->type));
+        }
+        if (xr_time_format(ctx, m->time->pattern, &v->u.t, &text) != XR_OK) {
+            return XR_ERROR;
+        }
+        n = xr_wire_scalar(ctx, p, m->as,
+                           xr_str_eq(m->time->pattern, "epoch")
+                           || xr_str_eq(m->time->pattern, "epoch_ms"),
+                           text);
+        break;
+
+    default:
+        return xr_fail(ctx, XR_E_INTERNAL, XR_FNAME(m), "bad field type");
+    }
+
+    if (n == NULL) {
+        return XR_ERROR;
+    }
+    *out = n;
+    return XR_OK;
+}
+
+
+static int xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_map_t *maps, size_t nmaps, const xr_node_t *body,
+    xr_node_t *wire);
+
+
+static int
+xr_encode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    const xr_node_t *v, xr_node_t **out)
+{
+    xr_node_t  *arr, *obj;
+    size_t      i;
+    char        fbuf[XR_FIELD_LEN];
+
+    if (v->type != XR_NODE_ARRAY) {
+        return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                       "field %s is a %s, expected a list", XR_FNAME(m),
+                       xr_node_type_name(v->type));
+    }
+
+    arr = xr_node_new(ctx, XR_NODE_ARRAY);
+    if (arr == NULL) {
+        return XR_ERROR;
+    }
+    for (i = 0; i < v->u.arr.count; i++) {
+        obj = xr_node_new(ctx, XR_NODE_OBJECT);
+        if (obj == NULL
+            || xr_encode_maps(ctx, p, m->children, m->nchildren,
+                              v->u.arr.items[i], obj) != XR_OK
+            || xr_array_push(ctx, arr, obj) != XR_OK)
+        {
+            return XR_ERROR;
+        }
+    }
+    *out = arr;
+    return XR_OK;
+}
+
+
+static int
+xr_set_const(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_node_t *wire)
+{
+    xr_node_t  *n;
+
+    n = xr_wire_scalar(ctx, p, m->as, 0, m->value);
+    if (n == NULL) {
+        return XR_ERROR;
+    }
+    return xr_node_path_set(ctx, wire, m->wire, n);
+}
+
+
+static int
+xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
+    size_t nmaps, const xr_node_t *body, xr_node_t *wire)
+{
+    const xr_map_t  *m;
+    const xr_node_t *v;
+    xr_node_t       *n;
+    size_t           i;
+    char             fbuf[XR_FIELD_LEN];
+
+    for (i = 0; i < nmaps; i++) {
+        m = &maps[i];
+
+        if (m->is_const) {
+            if (xr_set_const(ctx, p, m, wire) != XR_OK) {
+                return XR_ERROR;
+            }
+            continue;
+        }
+        if (m->env != XR_ENV_NONE || m->value.len) {
+            continue;   /* envelope handled elsewhere; slices decode only */
+        }
+
+        v = xr_object_get(body, m->canon);
+        if (v == NULL) {
+            if (m->required) {
+                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                               "%.*s requires field %s (wire %.*s), the "
+                               "message has none", (int) p->name.len,
+                               p->name.data, XR_FNAME(m), (int) m->wire.len,
+                               m->wire.data);
+            }
+            continue;
+        }
+
+        if (m->sf->type == XR_FT_LIST) {
+            if (xr_encode_list(ctx, p, m, v, &n) != XR_OK) {
+                return XR_ERROR;
+            }
+        } else if (xr_encode_value(ctx, p, m, m->sf->type, v, &n) != XR_OK) {
+            return XR_ERROR;
+        }
+
+        if (xr_node_path_set(ctx, wire, m->wire, n) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+    return XR_OK;
+}
+
+
+static int
+xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
+    const xr_ptxn_t *ptxn, xr_node_t *wire)
+{
+    const xr_mapset_t  *ms = &p->env[msg->dir];
+    const xr_map_t     *m;
+    xr_node_t          *n, tn;
+    xr_str_t            text;
+    xr_time_t           now;
+    size_t              i;
+    char                fbuf[XR_FIELD_LEN];
+
+    for (i = 0; i < ms->nmaps; i++) {
+        m = &ms->maps[i];
+
+        if (m->is_const) {
+            if (xr_set_const(ctx, p, m, wire) != XR_OK) {
+                return XR_ERROR;
+            }
+            continue;
+        }
+
+        if (m->env == XR_ENV_TIME) {
+            tn.type = XR_NODE_TIME;
+            if (msg->has_time) {
+                tn.u.t = msg->time;
+            } else {
+                xr_time_now(&now);
+                tn.u.t = now;
+            }
+            if (xr_encode_value(ctx, p, m, XR_FT_DATETIME, &tn, &n)
+                != XR_OK
+                || xr_node_path_set(ctx, wire, m->wire, n) != XR_OK)
+            {
+                return XR_ERROR;
+            }
+            continue;
+        }
+
+        switch (m->env) {
+        case XR_ENV_TXN:
+            if (ptxn == NULL) {
+                continue;
+            }
+            text = ptxn->code;
+            break;
+        case XR_ENV_MSG_ID:     text = msg->msg_id; break;
+        case XR_ENV_ORIGIN:     text = msg->origin; break;
+        case XR_ENV_DEST:       text = msg->dest; break;
+        case XR_ENV_CALLER:     text = msg->caller; break;
+        case XR_ENV_VERSION:    text = msg->version; break;
+        case XR_ENV_DOMAIN:     text = msg->domain; break;
+        case XR_ENV_ERR_MSG:    text = msg->err_msg; break;
+        case XR_ENV_ERR_CODE:   text = msg->err_code; break;
+        case XR_ENV_REF_MSG_ID: text = msg->ref_msg_id; break;
+        case XR_ENV_STATUS:     text = xr_str_from(msg->ok ? "ok" : "error");
+                                break;
+        default:                continue;
+        }
+
+        if (text.len == 0) {
+            if (m->required) {
+                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                               "%.*s requires %s (wire %.*s), the message "
+                               "has none", (int) p->name.len, p->name.data,
+                               XR_FNAME(m), (int) m->wire.len, m->wire.data);
+            }
+            continue;
+        }
+        if (m->max && xr_utf8_length(text.data, text.len) > m->max) {
+            return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
+                           "%s is %zu characters long, %.*s allows %zu "
+                           "(wire %.*s)", XR_FNAME(m),
+                           xr_utf8_length(text.data, text.len),
+                           (int) p->name.len, p->name.data, m->max,
+                           (int) m->wire.len, m->wire.data);
+        }
+
+        n = xr_wire_scalar(ctx, p, m->as, 0, text);
+        if (n == NULL || xr_node_path_set(ctx, wire, m->wire, n) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+    return XR_OK;
+}
+
+
+/* The wire result code for an answer. */
+static xr_str_t
+xr_result_code(const xr_profile_t *p, const xr_msg_t *msg)
+{
+    xr_str_t  wire;
+
+    if (msg->ok) {
+        return p->ok_value;
+    }
+    if (p->errors) {
+        if (msg->err_code.len
+            && xr_table_to_wire(p->errors, msg->err_code, &wire) == XR_OK)
+        {
+            return wire;
+        }
+        if (p->errors->default_wire.len) {
+            return p->errors->default_wire;
+        }
+    }
+    if (p->fail_value.len) {
+        return p->fail_value;
+    }
+    return xr_str_from("-1");
+}
+
+
+int
+xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
+    const xr_ptxn_t *ptxn, xr_node_t **wire_out)
+{
+    xr_node_t  *wire, *n;
+    xr_str_t    code;
+
+    wire = xr_node_new(ctx, XR_NODE_OBJECT);
+    if (wire == NULL) {
+        return XR_ERROR;
+    }
+
+    if (xr_encode_env(ctx, p, msg, ptxn, wire) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    if (msg->dir == XR_DIR_RESPONSE) {
+        code = xr_result_code(p, msg);
+        n = xr_wire_scalar(ctx, p, p->result_as, 0, code);
+        if (n == NULL
+            || (xr_node_path_get(wire, p->result_field) == NULL
+                && xr_node_path_set(ctx, wire, p->result_field, n) != XR_OK))
+        {
+            return XR_ERROR;
+        }
+        if (p->message_field.len
+            && xr_node_path_get(wire, p->message_field) == NULL)
+        {
+            n = xr_node_string(ctx, msg->ok ? "" : msg->err_msg.data,
+                               msg->ok ? 0 : msg->err_msg.len);
+            if (n == NULL
+                || xr_node_path_set(ctx, wire, p->message_field, n) != XR_OK)
+            {
+                return XR_ERROR;
+            }
+        }
+    }
+
+    if (ptxn && (msg->dir == XR_DIR_REQUEST || msg->ok) && msg->body) {
+        if (xr_encode_maps(ctx, p, ptxn->maps[msg->dir].maps,
+                           ptxn->maps[msg->dir].nmaps, msg->body, wire)
+            != XR_OK)
+        {
+            return XR_ERROR;
+        }
+    }
+
+    *wire_out = wire;
+    return XR_OK;
+}
+
+
+int
+xr_map_encode(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
+    const xr_ptxn_t **ptxn_out, xr_node_t **wire)
+{
+    const xr_ptxn_t  *ptxn;
+
+    if (msg->domain.len && xr_str_cmp(msg->domain, p->domain) != 0) {
+        return xr_fail(ctx, XR_E_DOMAIN_MISMATCH, NULL,
+                       "a %.*s message cannot be written as %.*s",
+                       (int) msg->domain.len, msg->domain.data,
+                       (int) p->name.len, p->name.data);
+    }
+
+    ptxn = xr_profile_txn(p, msg->txn);
+    if (ptxn == NULL) {
+        return xr_fail(ctx, XR_E_TXN_UNSUPPORTED, "@txn",
+                       "%.*s does not offer transaction %.*s",
+                       (int) p->name.len, p->name.data,
+                       (int) msg->txn.len, msg->txn.data);
+    }
+    if (ptxn_out) {
+        *ptxn_out = ptxn;
+    }
+    return xr_map_encode_txn(ctx, p, msg, ptxn, wire);
+}

@@ -1,0 +1,27 @@
+/*
+ * Time formats as regions write them.  A pattern is literal text with
+ * %Y (4 digits), %m %d %H %M %S (2 digits), %L (3-digit milliseconds);
+ * the special patterns "epoch" and "epoch_ms" are Unix seconds or
+ * milliseconds (UTC+8 wall time, as the regions' systems use).
+ * Parsing is exact: every pattern character must match, ranges are checked
+ * (month 1-12, day within the month, leap years).
+ * Errors: XR_E_FIELD_FORMAT naming the field.
+ */
+
+#ifndef XR_TIME_H
+#define XR_TIME_H
+
+#include "xr_core.h"
+#include "xr_node.h"
+
+int xr_time_parse(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
+    const char *field, xr_time_t *out);
+int xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
+    xr_str_t *out);
+/* XR_OK when the pattern uses only the supported conversions. */
+int xr_time_pattern_check(xr_str_t pattern, int *has_time);
+/* ISO 8601 without zone, "2024-12-29T14:17:40" (dumps, canonical JSON). */
+int xr_time_iso(xr_ctx_t *ctx, const xr_time_t *t, xr_str_t *out);
+int xr_time_now(xr_time_t *out);
+
+#endif /* XR_TIME_H */
