@@ -74,7 +74,7 @@ typedef struct {
     char           *data;
     size_t          len;
     size_t          cap;
-    size_t          limit;      /* 0: no limit; otherwise XR_E_TOO_LARGE */
+    size_t          limit;      /* 0: no limit; past it adds fail */
     int             failed;
 } xr_buf_t;
 

@@ -248,11 +248,6 @@ xr_parse_table(xr_loader_t *ld, const xr_cdir_t *d, xr_table_t *t)
                                "\"%.*s\" in table %.*s", XR_ARG(e, 0),
                                (int) t->name.len, t->name.data);
             }
-            if (xr_str_cmp(t->codes[j].wire, e->args[1]) == 0) {
-                return xr_lerr(ld, e->line, "duplicate wire value "
-                               "\"%.*s\" in table %.*s", XR_ARG(e, 1),
-                               (int) t->name.len, t->name.data);
-            }
         }
         t->codes[t->ncodes].canon = e->args[0];
         t->codes[t->ncodes].wire = e->args[1];

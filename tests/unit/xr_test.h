@@ -1,0 +1,54 @@
+/*
+ * Helpers shared by the unit tests: a pool per test, the configuration
+ * directories, reading fixtures.
+ */
+
+#ifndef XR_TEST_H
+#define XR_TEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* memmem */
+#endif
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xr_core.h"
+
+#ifndef XR_SOURCE_DIR
+#define XR_SOURCE_DIR "."
+#endif
+
+static inline char *
+xr_test_read(const char *path, size_t *len)
+{
+    FILE    *f;
+    char    *buf;
+    long     n;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc(n + 1);
+    if (buf && fread(buf, 1, n, f) != (size_t) n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t) n;
+    }
+    return buf;
+}
+
+#endif /* XR_TEST_H */
