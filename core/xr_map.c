@@ -51,7 +51,7 @@ xr_wire_text(xr_ctx_t *ctx, const xr_map_t *m, const xr_node_t *w,
         break;
     default:
         return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
-                       "field %s (wire %.*s) is a %s, expected a value",
+                       "field %s (wire %.*s) has type %s, expected a value",
                        XR_FNAME(m), (int) m->wire.len, m->wire.data,
                        xr_node_type_name(w->type));
     }
