@@ -43,7 +43,9 @@ static const xr_fxfield_t *xr_fixed_field(const xr_layout_t *l,
     xr_str_t name);
 static int xr_fixed_check_fields(xr_ctx_t *ctx, const xr_profile_t *p,
     const xr_layout_t *l, const xr_layout_t *other);
-static int xr_fixed_check(xr_ctx_t *ctx, const xr_profile_t *p,
+static int xr_fixed_check_header(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_layout_t *hdr);
+static int xr_fixed_check_body(xr_ctx_t *ctx, const xr_profile_t *p,
     const xr_layout_t *hdr, const xr_layout_t *body);
 static int xr_fixed_txn_field(xr_ctx_t *ctx, const xr_profile_t *p,
     xr_dir_e dir, const xr_layout_t *hdr, xr_str_t *name);
@@ -180,22 +182,30 @@ xr_fixed_check_fields(xr_ctx_t *ctx, const xr_profile_t *p,
 
 
 static int
-xr_fixed_check(xr_ctx_t *ctx, const xr_profile_t *p, const xr_layout_t *hdr,
-    const xr_layout_t *body)
+xr_fixed_check_header(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_layout_t *hdr)
+{
+    if (hdr == NULL) {
+        return XR_OK;
+    }
+
+    if (hdr->repeat) {
+        return xr_fail(ctx, XR_E_INTERNAL, NULL,
+                       "profile %.*s: a header may not hold records",
+                       (int) p->name.len, p->name.data);
+    }
+
+    return xr_fixed_check_fields(ctx, p, hdr, NULL);
+}
+
+
+/* After xr_fixed_check_header(hdr). */
+static int
+xr_fixed_check_body(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_layout_t *hdr, const xr_layout_t *body)
 {
     const xr_layout_t  *rec;
     char                name[XR_FIELD_LEN];
-
-    if (hdr) {
-        if (hdr->repeat) {
-            return xr_fail(ctx, XR_E_INTERNAL, NULL,
-                           "profile %.*s: a header may not hold records",
-                           (int) p->name.len, p->name.data);
-        }
-        if (xr_fixed_check_fields(ctx, p, hdr, NULL) != XR_OK) {
-            return XR_ERROR;
-        }
-    }
 
     if (body == NULL) {
         return XR_OK;
@@ -546,7 +556,7 @@ xr_fixed_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     hdr = p->header[dir];
-    if (xr_fixed_check(ctx, p, hdr, NULL) != XR_OK) {
+    if (xr_fixed_check_header(ctx, p, hdr) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -578,7 +588,7 @@ xr_fixed_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     body = txn->layout[dir];
-    if (xr_fixed_check(ctx, p, hdr, body) != XR_OK) {
+    if (xr_fixed_check_body(ctx, p, hdr, body) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -869,7 +879,7 @@ xr_fixed_encode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     hdr = p->header[dir];
-    if (xr_fixed_check(ctx, p, hdr, NULL) != XR_OK) {
+    if (xr_fixed_check_header(ctx, p, hdr) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -891,7 +901,7 @@ xr_fixed_encode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     body = txn->layout[dir];
-    if (xr_fixed_check(ctx, p, hdr, body) != XR_OK) {
+    if (xr_fixed_check_body(ctx, p, hdr, body) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -1046,7 +1056,7 @@ xr_fixed_encode_error(xr_ctx_t *ctx, const xr_profile_t *p,
                        (int) p->name.len, p->name.data);
     }
 
-    if (xr_fixed_check(ctx, p, hdr, NULL) != XR_OK) {
+    if (xr_fixed_check_header(ctx, p, hdr) != XR_OK) {
         return XR_ERROR;
     }
 

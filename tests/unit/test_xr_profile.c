@@ -81,10 +81,10 @@ test_mini_config(void **state)
 
     assert_int_equal(xr_table_to_wire(a->errors, xr_str_from("XR-SYNTAX"),
                                       &w), XR_OK);
-    assert_true(xr_str_eq(w, "E01"));
+    assert_true(xr_str_eq(w, "101"));
     assert_int_equal(xr_table_to_wire(a->errors, xr_str_from("XR-DEPTH"),
                                       &w), XR_DECLINED);
-    assert_true(xr_str_eq(a->errors->default_wire, "E99"));
+    assert_true(xr_str_eq(a->errors->default_wire, "199"));
 
     assert_non_null(xr_config_table(cfg, xr_str_from("city")));
     xr_config_free(cfg);
