@@ -508,7 +508,13 @@ xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
                            (int) p->result_field.len, p->result_field.data);
         }
         result = rn->u.s;
-        msg->ok = xr_str_cmp(result, p->ok_value) == 0;
+        msg->ok = 0;
+        for (size_t k = 0; k < p->nok_values; k++) {
+            if (xr_str_cmp(result, p->ok_values[k]) == 0) {
+                msg->ok = 1;
+                break;
+            }
+        }
         if (!msg->ok) {
             msg->err_code = xr_error_canon(ctx, p, result);
         }

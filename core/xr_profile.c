@@ -1367,7 +1367,11 @@ xr_parse_result(xr_loader_t *ld, const xr_cdir_t *d, xr_profile_t *p)
     if (xr_conf_opt(d, 2, "ok", &v) == NULL) {
         return xr_lerr(ld, d->line, "result needs ok=");
     }
-    p->ok_value = v;
+    /* ok=00,OK: several values mean success; the first is written */
+    if (xr_split_values(ld, v, &p->ok_values, &p->nok_values) != XR_OK) {
+        return xr_lerr(ld, d->line, "bad ok= list");
+    }
+    p->ok_value = p->ok_values[0];
     if (xr_conf_opt(d, 2, "fail", &v)) {
         p->fail_value = v;
     }

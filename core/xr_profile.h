@@ -210,7 +210,9 @@ typedef struct xr_profile_s {
 
     /* answers: success convention and error shape */
     xr_str_t            result_field;   /* wire path of the result code */
-    xr_str_t            ok_value;       /* success value of that field */
+    xr_str_t            ok_value;       /* success value written */
+    xr_str_t           *ok_values;      /* every value read as success */
+    size_t              nok_values;
     xr_str_t            fail_value;     /* generic failure value */
     xr_wire_type_e      result_as;
     xr_str_t            message_field;  /* wire path of the error text */
