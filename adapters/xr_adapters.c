@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "xr_adapter.h"
+#include "../core/xr_charset.h"
 
 
 static const xr_adapter_t  *xr_builtin_adapters[] = {
@@ -56,6 +57,8 @@ void
 xr_adapters_cleanup(void)
 {
     const xr_adapter_t  **a;
+
+    xr_charset_cleanup();
 
     if (!xr_adapters_ready) {
         return;

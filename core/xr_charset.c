@@ -123,6 +123,29 @@ xr_utf8_length(const char *s, size_t len)
  * writes it, so the decoder takes it back as U+20AC.
  */
 
+/*
+ * iconv descriptors are costly to open (a gconv module lookup each time):
+ * keep one per direction per thread and reset its shift state before use.
+ * nginx workers and the tool are single-threaded; the cache is per thread
+ * anyway so that tests may use threads.
+ */
+static __thread iconv_t  xr_iconv_cache[2] = { (iconv_t) -1, (iconv_t) -1 };
+
+
+static iconv_t
+xr_iconv_get(const char *to, const char *from)
+{
+    int  slot = strcmp(from, "GB18030") == 0 ? 0 : 1;
+
+    if (xr_iconv_cache[slot] == (iconv_t) -1) {
+        xr_iconv_cache[slot] = iconv_open(to, from);
+    } else {
+        iconv(xr_iconv_cache[slot], NULL, NULL, NULL, NULL);
+    }
+    return xr_iconv_cache[slot];
+}
+
+
 static int
 xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
     size_t len, size_t cap, xr_str_t *out, size_t *at, int *err)
@@ -135,7 +158,7 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
     *at = 0;
     *err = 0;
 
-    cd = iconv_open(to, from);
+    cd = xr_iconv_get(to, from);
     if (cd == (iconv_t) -1) {
         *err = errno;
         return XR_ERROR;
@@ -143,7 +166,6 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
 
     buf = xr_palloc(ctx->pool, cap);
     if (buf == NULL) {
-        iconv_close(cd);
         *err = ENOMEM;
         return XR_ERROR;
     }
@@ -164,7 +186,6 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
             }
         }
 
-        /* saved before iconv_close(), which may change errno */
         *err = errno;
 
         if (*err == EILSEQ && euro && il && (unsigned char) *ip == 0x80
@@ -179,11 +200,8 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
         }
 
         *at = (size_t) (ip - in);
-        iconv_close(cd);
         return XR_ERROR;
     }
-
-    iconv_close(cd);
 
     out->data = buf;
     out->len = (size_t) (op - buf);
@@ -292,4 +310,18 @@ xr_charset_from_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in,
     }
 
     return XR_OK;
+}
+
+
+void
+xr_charset_cleanup(void)
+{
+    int  i;
+
+    for (i = 0; i < 2; i++) {
+        if (xr_iconv_cache[i] != (iconv_t) -1) {
+            iconv_close(xr_iconv_cache[i]);
+            xr_iconv_cache[i] = (iconv_t) -1;
+        }
+    }
 }

@@ -24,4 +24,7 @@ int xr_charset_from_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in,
 
 const char *xr_charset_name(xr_charset_e cs);    /* "UTF-8", "GBK" */
 
+/* Closes this thread's cached iconv descriptors (at exit). */
+void xr_charset_cleanup(void);
+
 #endif /* XR_CHARSET_H */
