@@ -34,7 +34,17 @@
  *    is never set, so libxml2's own limits stay on.
  *  - Nesting deeper than the context's limit (XR_E_DEPTH) and more elements
  *    and attributes than its node limit (XR_E_BODY_TOO_LARGE): counted in
- *    SAX callbacks, so the parser stops before it builds the excess.
+ *    SAX callbacks, so the parser stops before it builds the excess.  A
+ *    start tag with more than XR_XML_MAX_ATTRS attributes is refused
+ *    before parsing (XR_E_BODY_TOO_LARGE): libxml2's cost for one is
+ *    quadratic.
+ *  - Names that are no XML names once their prefix is dropped ("a:"), and
+ *    attributes that become the same "@name" (p:x and q:x): XR_E_SYNTAX,
+ *    so that every tree decoded can be encoded.
+ *
+ * The declared encoding is ignored: the profile says what the bytes are.
+ * A UTF-8 profile receiving encoding="GBK" reads UTF-8 (and refuses what is
+ * not); a GBK profile's body is converted to UTF-8 first.
  *
  * libxml2 never writes to stderr from here: errors go to a structured
  * handler on our parser context, and for the duration of a parse the
@@ -52,6 +62,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -77,6 +88,22 @@
 
 #define XR_XML_MSG_LEN  160
 
+/*
+ * Attributes one start tag may have.  libxml2 looks for duplicates by
+ * comparing every attribute of a tag with every other, before any callback
+ * of ours runs: one tag of 100,000 attributes (1 MiB) costs it 8 seconds,
+ * a MiB of tags of 1000 attributes half a second, of 256 under a tenth.
+ * The tags are counted before parsing.
+ */
+#define XR_XML_MAX_ATTRS  256
+
+/*
+ * libxml2 goes on after the first well-formedness error and may report
+ * one per byte pair ("& & & ..."), each formatted and copied.  Once the
+ * answer cannot change any more, or after this many, it is stopped.
+ */
+#define XR_XML_MAX_ERRORS  100
+
 
 /* The state of one parse, reached from SAX callbacks via ctxt->_private. */
 typedef struct {
@@ -97,8 +124,15 @@ typedef struct {
     int             fatal;
     int             line;
     int             col;
-    int             at_end;         /* reported with the input used up */
+    size_t          off;            /* where the parser was, or SIZE_MAX */
     char            msg[XR_XML_MSG_LEN];
+
+    size_t          errors;
+
+    /* some error was reported with the whole input used up */
+    unsigned        end_seen:1;
+    /* the first fatal error has markup after it: not a truncation */
+    unsigned        settled:1;
 } xr_xml_parse_t;
 
 
@@ -133,10 +167,12 @@ static int xr_xml_is_space(unsigned char c);
 static const char *xr_xml_find(const char *p, const char *end,
     const char *s, size_t n);
 static int xr_xml_prolog_has_dtd(const char *p, size_t len);
+static int xr_xml_attrs_over(const char *p, size_t len, size_t max);
 static int xr_xml_parse(xr_ctx_t *ctx, const char *data, size_t len,
     xmlDocPtr *docp);
 static int xr_xml_parse_failed(xr_ctx_t *ctx, xr_xml_parse_t *st);
-static void xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, int at_end);
+static int xr_xml_cut_marker(const char *p, size_t len, size_t off);
+static void xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, size_t off);
 static void xr_xml_error_ctxt(void *data, xmlErrorPtr err);
 static void xr_xml_error_global(void *data, xmlErrorPtr err);
 static void xr_xml_quiet(void *data, const char *msg, ...);
@@ -167,9 +203,13 @@ static xr_node_t *xr_xml_text(xr_xml_conv_t *cv, xmlNodePtr el,
 static xr_node_t *xr_xml_attr_value(xr_xml_conv_t *cv, xmlAttrPtr a);
 static xr_node_t *xr_xml_element(xr_xml_conv_t *cv, xmlNodePtr el,
     unsigned depth);
+static int xr_xml_key_cmp(const void *a, const void *b);
+static int xr_xml_attr_twice(xr_ctx_t *ctx, const xr_node_t *obj,
+    xr_str_t *twice);
 
 static size_t xr_xml_char_len(const unsigned char *s, size_t len);
-static int xr_xml_name_ok(xr_ctx_t *ctx, xr_str_t name);
+static int xr_xml_name_char(uint32_t cp, int first);
+static int xr_xml_name_ok(xr_str_t name);
 static int xr_xml_escape(xr_xml_enc_t *e, xr_str_t s, int attr,
     xr_str_t key);
 static int xr_xml_scalar(xr_xml_enc_t *e, const xr_node_t *v, int attr,
@@ -285,6 +325,12 @@ xr_xml_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
                        "XML with a DOCTYPE is not accepted");
     }
 
+    if (xr_xml_attrs_over(text.data, text.len, XR_XML_MAX_ATTRS)) {
+        return xr_fail(ctx, XR_E_BODY_TOO_LARGE, NULL,
+                       "XML element with more than %d attributes",
+                       XR_XML_MAX_ATTRS);
+    }
+
     if (xr_xml_parse(ctx, text.data, text.len, &doc) != XR_OK) {
         return XR_ERROR;
     }
@@ -390,6 +436,68 @@ xr_xml_prolog_has_dtd(const char *p, size_t len)
         }
 
         return 0;
+    }
+}
+
+
+/*
+ * Whether a start tag has more than max attributes, counted as '=' outside
+ * quotes.  The scan follows XML's own lexing: text holds no '<', attribute
+ * values hold no '<', and comments, CDATA sections and PIs are skipped
+ * whole, so it takes one pass.  What does not lex stops the scan: libxml2
+ * reports it.
+ */
+
+static int
+xr_xml_attrs_over(const char *p, size_t len, size_t max)
+{
+    const char  *end, *q;
+    size_t       n;
+
+    end = p + len;
+
+    for ( ;; ) {
+        p = memchr(p, '<', end - p);
+        if (p == NULL || end - p < 2) {
+            return 0;
+        }
+
+        p++;
+
+        if (end - p >= 3 && memcmp(p, "!--", 3) == 0) {
+            q = xr_xml_find(p + 3, end, "-->", 3);
+
+        } else if (end - p >= 8 && memcmp(p, "![CDATA[", 8) == 0) {
+            q = xr_xml_find(p + 8, end, "]]>", 3);
+
+        } else if (*p == '?') {
+            q = xr_xml_find(p + 1, end, "?>", 2);
+
+        } else if (*p == '!' || *p == '/') {
+            q = memchr(p, '>', end - p);
+
+        } else {
+            /* a start tag */
+            for (n = 0; p < end && *p != '>'; p++) {
+                if (*p == '"' || *p == '\'') {
+                    q = memchr(p + 1, *p, end - p - 1);
+                    if (q == NULL) {
+                        return 0;
+                    }
+                    p = q;
+
+                } else if (*p == '=' && ++n > max) {
+                    return 1;
+                }
+            }
+            continue;
+        }
+
+        if (q == NULL) {
+            return 0;
+        }
+
+        p = q + 1;
     }
 }
 
@@ -517,7 +625,19 @@ xr_xml_parse_failed(xr_ctx_t *ctx, xr_xml_parse_t *st)
                            st->line, st->msg);
         }
 
-        if (st->at_end) {
+        /*
+         * Truncated: the parser ran out of input, and the first error
+         * lies in the last, unfinished piece of markup ("<a><!-" fails
+         * first on "<!-" and only then at the end); or the document stops
+         * inside the opening of a comment or CDATA section, which libxml2
+         * may refuse without reading to the end.
+         */
+        if (st->off <= st->len
+            && ((st->end_seen
+                 && memchr(st->data + st->off, '>', st->len - st->off)
+                    == NULL)
+                || xr_xml_cut_marker(st->data, st->len, st->off)))
+        {
             return xr_fail(ctx, XR_E_TRUNCATED, NULL,
                            "XML ends early at line %d: %s",
                            st->line, st->msg);
@@ -531,17 +651,54 @@ xr_xml_parse_failed(xr_ctx_t *ctx, xr_xml_parse_t *st)
 
 
 /*
+ * Whether the text ends inside the opening of a comment or CDATA section
+ * ("<!", "<![CDA") that starts at or after off, the first error.
+ */
+
+static int
+xr_xml_cut_marker(const char *p, size_t len, size_t off)
+{
+    static const char  comment[] = "<!--";
+    static const char  cdata[] = "<![CDATA[";
+    size_t             i, n;
+
+    for (i = len; i > 0 && len - i < sizeof(cdata); i--) {
+        if (p[i - 1] == '<') {
+            break;
+        }
+    }
+
+    if (i == 0 || p[i - 1] != '<' || i > off + 1) {
+        return 0;
+    }
+
+    p += i - 1;
+    n = len - (i - 1);
+
+    return (n < sizeof(comment) - 1 && memcmp(p, comment, n) == 0)
+           || (n < sizeof(cdata) - 1 && memcmp(p, cdata, n) == 0);
+}
+
+
+/*
  * Keeps the first fatal error (a well-formedness error), or failing that
  * the first error; warnings do not fail a document and are not kept.
+ * off: the parser's offset in the input, SIZE_MAX when unknown.
  */
 
 static void
-xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, int at_end)
+xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, size_t off)
 {
-    size_t  n;
+    char  *p;
 
     if (err == NULL || err->level < XML_ERR_ERROR) {
         return;
+    }
+
+    if (off != SIZE_MAX && off >= st->len
+        && err->code != XML_ERR_TAG_NAME_MISMATCH)
+    {
+        st->end_seen = 1;
     }
 
     if (st->fatal || (st->code != XML_ERR_OK && err->level != XML_ERR_FATAL))
@@ -553,15 +710,31 @@ xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, int at_end)
     st->fatal = (err->level == XML_ERR_FATAL);
     st->line = err->line;
     st->col = err->int2;
-    st->at_end = at_end;
+    st->off = off;
+
+    st->settled = st->fatal && off != SIZE_MAX && off <= st->len
+                  && memchr(st->data + off, '>', st->len - off) != NULL;
 
     snprintf(st->msg, sizeof(st->msg), "%s",
              err->message ? err->message : "unknown error");
 
-    /* libxml2's messages end in a newline */
-    n = strlen(st->msg);
-    while (n > 0 && (st->msg[n - 1] == '\n' || st->msg[n - 1] == '\r')) {
-        st->msg[--n] = '\0';
+    /*
+     * The first line only: some messages quote the document on a second
+     * one, and errstr goes to logs and answers; names are enough.
+     */
+    p = strchr(st->msg, '\n');
+    if (p != NULL) {
+        *p = '\0';
+    }
+
+    for (p = st->msg; *p; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            *p = ' ';
+        }
+    }
+
+    while (p > st->msg && p[-1] == ' ') {
+        *--p = '\0';
     }
 }
 
@@ -569,29 +742,45 @@ xr_xml_record(xr_xml_parse_t *st, xmlErrorPtr err, int at_end)
 static void
 xr_xml_error_ctxt(void *data, xmlErrorPtr err)
 {
-    xmlParserCtxtPtr   ctxt = data;
-    xr_xml_parse_t    *st;
-    long               used;
-    int                at_end;
+    xmlParserCtxtPtr    ctxt = data;
+    xmlParserInputPtr   in;
+    xr_xml_parse_t     *st;
+    size_t              off;
+
+    /*
+     * Where the parser stands in our text.  The input is valid UTF-8 read
+     * as UTF-8, so libxml2's offsets are ours byte for byte.
+     */
+    off = SIZE_MAX;
+    in = ctxt->input;
+
+    if (in != NULL && ctxt->inputNr == 1 && in->cur != NULL
+        && in->base != NULL && in->cur >= in->base)
+    {
+        off = (size_t) in->consumed + (size_t) (in->cur - in->base);
+    }
 
     st = ctxt->_private;
 
-    /* has the parser been through all of the input when it complains? */
-    at_end = 0;
+    xr_xml_record(st, err, off);
 
-    if (ctxt->input != NULL && ctxt->inputNr == 1) {
-        used = xmlByteConsumed(ctxt);
-        at_end = (used >= 0 && (size_t) used >= st->len);
+    /*
+     * Enough is known: stop the parser the way it stops itself, but keep
+     * its input (xmlStopParser() frees it, and the function reporting the
+     * error may still be reading it).  Its loops test instate, and its
+     * error functions are silent from here on.
+     */
+    if (st->fatal && (st->settled || ++st->errors > XR_XML_MAX_ERRORS)) {
+        ctxt->instate = XML_PARSER_EOF;
+        ctxt->disableSAX = 1;
     }
-
-    xr_xml_record(st, err, at_end);
 }
 
 
 static void
 xr_xml_error_global(void *data, xmlErrorPtr err)
 {
-    xr_xml_record(data, err, 0);
+    xr_xml_record(data, err, SIZE_MAX);
 }
 
 
@@ -774,6 +963,15 @@ xr_xml_key(xr_xml_conv_t *cv, const char *prefix, const xmlChar *name,
 
     plen = strlen(prefix);
     nlen = strlen(local);
+
+    /* what libxml2 let through as a namespace error: "a:", "a:b:" */
+    key->data = local;
+    key->len = nlen;
+
+    if (!xr_xml_name_ok(*key)) {
+        return xr_fail(cv->ctx, XR_E_SYNTAX, NULL,
+                       "\"%.64s\" is not an XML name", (const char *) name);
+    }
 
     p = xr_palloc(cv->ctx->pool, plen + nlen + 1);
     if (p == NULL) {
@@ -983,6 +1181,26 @@ xr_xml_element(xr_xml_conv_t *cv, xmlNodePtr el, unsigned depth)
         }
     }
 
+    /*
+     * p:x and q:x are two attributes to XML and one "@x" to us: refused,
+     * rather than kept as a pair no XML document could be written from.
+     */
+    if (obj->u.obj.count > 1) {
+        switch (xr_xml_attr_twice(cv->ctx, obj, &key)) {
+        case XR_OK:
+            break;
+        case XR_DECLINED:
+            xr_fail(cv->ctx, XR_E_SYNTAX, NULL,
+                    "XML attribute \"%.*s\" appears twice in \"%.64s\" "
+                    "once namespace prefixes are dropped",
+                    (int) (key.len > 64 ? 64 : key.len), key.data,
+                    (const char *) el->name);
+            return NULL;
+        default:
+            return NULL;
+        }
+    }
+
     if (text) {
         v = xr_xml_text(cv, el, nel > 0);
         if (v == NULL) {
@@ -1015,6 +1233,61 @@ xr_xml_element(xr_xml_conv_t *cv, xmlNodePtr el, unsigned depth)
     }
 
     return obj;
+}
+
+
+static int
+xr_xml_key_cmp(const void *a, const void *b)
+{
+    return xr_str_cmp(*(const xr_str_t *) a, *(const xr_str_t *) b);
+}
+
+
+/*
+ * XR_DECLINED with *twice set when an attribute ("@" member) of obj comes
+ * twice; sorting keeps a tag of many attributes linear-logarithmic.
+ */
+
+static int
+xr_xml_attr_twice(xr_ctx_t *ctx, const xr_node_t *obj, xr_str_t *twice)
+{
+    xr_member_t  *m;
+    xr_str_t     *keys;
+    size_t        n, i;
+
+    n = 0;
+    for (m = obj->u.obj.first; m; m = m->next) {
+        if (m->key.len && m->key.data[0] == '@') {
+            n++;
+        }
+    }
+
+    if (n < 2) {
+        return XR_OK;
+    }
+
+    keys = xr_palloc(ctx->pool, n * sizeof(xr_str_t));
+    if (keys == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+
+    n = 0;
+    for (m = obj->u.obj.first; m; m = m->next) {
+        if (m->key.len && m->key.data[0] == '@') {
+            keys[n++] = m->key;
+        }
+    }
+
+    qsort(keys, n, sizeof(xr_str_t), xr_xml_key_cmp);
+
+    for (i = 1; i < n; i++) {
+        if (xr_str_cmp(keys[i - 1], keys[i]) == 0) {
+            *twice = keys[i];
+            return XR_DECLINED;
+        }
+    }
+
+    return XR_OK;
 }
 
 
@@ -1182,58 +1455,74 @@ xr_xml_char_len(const unsigned char *s, size_t len)
 
 
 /*
- * Whether name is an XML Name without a colon: element and attribute names
- * come from profiles and mapping, and a bad one would make a broken
- * document.  ASCII is checked here; names with other characters go to
- * libxml2's check (Chinese element names are in use).
+ * XML 1.0 (fifth edition) NameStartChar, or NameChar when !first, without
+ * the colon: the ranges libxml2's parser accepts.
  */
 
 static int
-xr_xml_name_ok(xr_ctx_t *ctx, xr_str_t name)
+xr_xml_name_char(uint32_t cp, int first)
 {
-    size_t         i, k;
-    unsigned char  c;
-    int            other;
-    char          *z;
+    if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_'
+        || (cp >= 0xc0 && cp <= 0xd6) || (cp >= 0xd8 && cp <= 0xf6)
+        || (cp >= 0xf8 && cp <= 0x2ff) || (cp >= 0x370 && cp <= 0x37d)
+        || (cp >= 0x37f && cp <= 0x1fff) || (cp >= 0x200c && cp <= 0x200d)
+        || (cp >= 0x2070 && cp <= 0x218f) || (cp >= 0x2c00 && cp <= 0x2fef)
+        || (cp >= 0x3001 && cp <= 0xd7ff) || (cp >= 0xf900 && cp <= 0xfdcf)
+        || (cp >= 0xfdf0 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0xeffff))
+    {
+        return 1;
+    }
+
+    if (first) {
+        return 0;
+    }
+
+    return (cp >= '0' && cp <= '9') || cp == '-' || cp == '.' || cp == 0xb7
+           || (cp >= 0x300 && cp <= 0x36f) || (cp >= 0x203f && cp <= 0x2040);
+}
+
+
+/*
+ * Whether name is an XML Name without a colon (an NCName): element and
+ * attribute names come from profiles and mapping, and a bad one would make
+ * a broken document.  Chinese element names are in use.
+ */
+
+static int
+xr_xml_name_ok(xr_str_t name)
+{
+    const unsigned char  *s;
+    size_t                i, k, j;
+    uint32_t              cp;
+
+    s = (const unsigned char *) name.data;
 
     if (name.len == 0) {
         return 0;
     }
 
-    other = 0;
-
     for (i = 0; i < name.len; i += k) {
-        c = (unsigned char) name.data[i];
-        k = 1;
+        k = xr_xml_char_len(s + i, name.len - i);
+        if (k == 0) {
+            return 0;
+        }
 
-        if (c >= 0x80) {
-            k = xr_xml_char_len((const unsigned char *) name.data + i,
-                                name.len - i);
-            if (k == 0) {
-                return 0;
+        if (k == 1) {
+            cp = s[i];
+
+        } else {
+            cp = s[i] & (0xff >> (k + 1));
+            for (j = 1; j < k; j++) {
+                cp = (cp << 6) | (s[i + j] & 0x3f);
             }
-            other = 1;
-            continue;
         }
 
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
-            continue;
+        if (!xr_xml_name_char(cp, i == 0)) {
+            return 0;
         }
-
-        if (i > 0 && ((c >= '0' && c <= '9') || c == '-' || c == '.')) {
-            continue;
-        }
-
-        return 0;
     }
 
-    if (!other) {
-        return 1;
-    }
-
-    z = xr_pstrndup(ctx->pool, name.data, name.len);
-
-    return z != NULL && xmlValidateName((const xmlChar *) z, 0) == 0;
+    return 1;
 }
 
 
@@ -1386,10 +1675,24 @@ xr_xml_write_element(xr_xml_enc_t *e, xr_str_t key, const xr_node_t *v,
                        "XML nesting deeper than %u", e->max_depth);
     }
 
-    if (!xr_xml_name_ok(e->ctx, key)) {
+    if (!xr_xml_name_ok(key)) {
         return xr_fail(e->ctx, XR_E_INTERNAL, NULL,
                        "\"%.*s\" is not an XML element name",
                        (int) (key.len > 64 ? 64 : key.len), key.data);
+    }
+
+    if (v->type == XR_NODE_OBJECT && v->u.obj.count > 1) {
+        switch (xr_xml_attr_twice(e->ctx, v, &name)) {
+        case XR_OK:
+            break;
+        case XR_DECLINED:
+            return xr_fail(e->ctx, XR_E_INTERNAL, NULL,
+                           "attribute \"%.*s\" twice in \"%.*s\"",
+                           (int) (name.len > 64 ? 64 : name.len), name.data,
+                           (int) (key.len > 64 ? 64 : key.len), key.data);
+        default:
+            return XR_ERROR;
+        }
     }
 
     xr_buf_addc(&e->b, '<');
@@ -1404,7 +1707,7 @@ xr_xml_write_element(xr_xml_enc_t *e, xr_str_t key, const xr_node_t *v,
             name.data = m->key.data + 1;
             name.len = m->key.len - 1;
 
-            if (!xr_xml_name_ok(e->ctx, name)) {
+            if (!xr_xml_name_ok(name)) {
                 return xr_fail(e->ctx, XR_E_INTERNAL, NULL,
                                "\"%.*s\" is not an XML attribute name",
                                (int) (m->key.len > 64 ? 64 : m->key.len),
