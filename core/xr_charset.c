@@ -65,9 +65,25 @@ xr_utf8_seq(const unsigned char *s, size_t len)
 static size_t
 xr_utf8_check(const unsigned char *s, size_t len)
 {
-    size_t  i = 0, n;
+    size_t    i = 0, n;
+    uint64_t  w;
 
     while (i < len) {
+        /* most of a message is ASCII: skip it eight bytes at a time */
+        while (i + 8 <= len) {
+            memcpy(&w, s + i, 8);
+            if (w & UINT64_C(0x8080808080808080)) {
+                break;
+            }
+            i += 8;
+        }
+        if (i < len && s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (i >= len) {
+            break;
+        }
         n = xr_utf8_seq(s + i, len - i);
         if (n == 0) {
             return i;

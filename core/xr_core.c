@@ -279,7 +279,7 @@ xr_buf_reserve(xr_buf_t *b, size_t n, size_t extra)
         return XR_OK;
     }
 
-    cap = b->cap ? b->cap * 2 : 1024;
+    cap = b->cap ? b->cap * 2 : 4096;
     while (cap < b->len + n) {
         cap *= 2;
     }
@@ -300,7 +300,7 @@ xr_buf_reserve(xr_buf_t *b, size_t n, size_t extra)
 
 
 int
-xr_buf_add(xr_buf_t *b, const void *p, size_t n)
+xr_buf_add_grow(xr_buf_t *b, const void *p, size_t n)
 {
     if (n == 0) {
         return b->failed ? XR_ERROR : XR_OK;
@@ -311,13 +311,6 @@ xr_buf_add(xr_buf_t *b, const void *p, size_t n)
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return XR_OK;
-}
-
-
-int
-xr_buf_addc(xr_buf_t *b, char c)
-{
-    return xr_buf_add(b, &c, 1);
 }
 
 

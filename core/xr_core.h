@@ -79,9 +79,36 @@ typedef struct {
 } xr_buf_t;
 
 void xr_buf_init(xr_buf_t *b, xr_pool_t *pool, size_t limit);
-int xr_buf_add(xr_buf_t *b, const void *p, size_t n);
-int xr_buf_addc(xr_buf_t *b, char c);
+/* The slow path of xr_buf_add(): grows the buffer. */
+int xr_buf_add_grow(xr_buf_t *b, const void *p, size_t n);
 int xr_buf_adds(xr_buf_t *b, const char *s);
+
+/* Writers append many small pieces: the common case stays inline. */
+static inline int
+xr_buf_add(xr_buf_t *b, const void *p, size_t n)
+{
+    if (n <= b->cap - b->len && !b->failed
+        && (b->limit == 0 || n <= b->limit - b->len))
+    {
+        __builtin_memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return XR_OK;
+    }
+    return xr_buf_add_grow(b, p, n);
+}
+
+
+static inline int
+xr_buf_addc(xr_buf_t *b, char c)
+{
+    if (b->len < b->cap && !b->failed
+        && (b->limit == 0 || b->len < b->limit))
+    {
+        b->data[b->len++] = c;
+        return XR_OK;
+    }
+    return xr_buf_add_grow(b, &c, 1);
+}
 int xr_buf_printf(xr_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -15,16 +15,84 @@
 #include "xr_adapter.h"
 
 
-/* A field's name for error messages: "total (wire xxnr.totalexpense)". */
-static const char *
-xr_fname(const xr_map_t *m, char *buf, size_t size)
+/*
+ * A field's canonical name for error messages.  Words of the profile
+ * syntax are NUL-terminated pool copies (xr_conf.c), so no formatting is
+ * needed on the way: this runs for every field of every message.
+ */
+#define XR_FNAME(m)  ((m)->canon.data ? (m)->canon.data : "?")
+
+
+/*
+ * Consecutive maps of a profile mostly share a parent path
+ * ("output.setlinfo.*"): remember the last parent so that each field costs
+ * one member search instead of a walk from the root.
+ */
+typedef struct {
+    xr_str_t        parent;
+    xr_node_t      *node;       /* NULL: the parent is absent */
+    unsigned        valid:1;
+} xr_path_cache_t;
+
+
+static xr_str_t
+xr_path_split(xr_str_t path, xr_str_t *key)
 {
-    snprintf(buf, size, "%.*s", (int) m->canon.len, m->canon.data);
-    return buf;
+    xr_str_t  parent;
+    size_t    i;
+
+    for (i = path.len; i > 0 && path.data[i - 1] != '.'; i--) {
+        /* void */
+    }
+    parent.data = path.data;
+    parent.len = i ? i - 1 : 0;
+    key->data = path.data + i;
+    key->len = path.len - i;
+    return parent;
 }
 
 
-#define XR_FNAME(m)  xr_fname(m, fbuf, sizeof(fbuf))
+static const xr_node_t *
+xr_cached_get(const xr_node_t *root, xr_str_t path, xr_path_cache_t *pc)
+{
+    xr_str_t  parent, key;
+
+    parent = xr_path_split(path, &key);
+    if (parent.len == 0) {
+        return xr_object_get(root, key);
+    }
+    if (!pc->valid || xr_str_cmp(pc->parent, parent) != 0) {
+        pc->parent = parent;
+        pc->node = xr_node_path_get(root, parent);
+        pc->valid = 1;
+    }
+    return pc->node ? xr_object_get(pc->node, key) : NULL;
+}
+
+
+static int
+xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, xr_str_t path, xr_node_t *value,
+    xr_path_cache_t *pc)
+{
+    xr_str_t    parent, key;
+    xr_node_t  *n;
+
+    parent = xr_path_split(path, &key);
+    if (parent.len == 0) {
+        return xr_object_add(ctx, root, key, value);
+    }
+    if (pc->valid && pc->node && xr_str_cmp(pc->parent, parent) == 0) {
+        return xr_object_add(ctx, pc->node, key, value);
+    }
+    if (xr_node_path_set(ctx, root, path, value) != XR_OK) {
+        return XR_ERROR;
+    }
+    n = xr_node_path_get(root, parent);
+    pc->parent = parent;
+    pc->node = (n && n->type == XR_NODE_OBJECT) ? n : NULL;
+    pc->valid = 1;
+    return XR_OK;
+}
 
 
 /* ---- decoding --------------------------------------------------------- */
@@ -36,7 +104,6 @@ static int
 xr_wire_text(xr_ctx_t *ctx, const xr_map_t *m, const xr_node_t *w,
     xr_str_t *text)
 {
-    char  fbuf[XR_FIELD_LEN];
 
     if (w == NULL || w->type == XR_NODE_NULL) {
         return XR_DECLINED;
@@ -98,7 +165,6 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     int64_t             v;
     xr_time_t           t;
     int                 rc;
-    char                fbuf[XR_FIELD_LEN];
 
     *out = NULL;
 
@@ -158,7 +224,17 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     switch (ft) {
 
     case XR_FT_STRING:
-        n = xr_node_string(ctx, text.data, text.len);
+        /* a table on a string field translates a code system (citycode) */
+        canon = text;
+        if (m->table && xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+            return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
+                           "value \"%.*s\" of field %s has no mapping in "
+                           "table %.*s of %.*s", (int) text.len, text.data,
+                           XR_FNAME(m), (int) m->table->name.len,
+                           m->table->name.data, (int) p->name.len,
+                           p->name.data);
+        }
+        n = xr_node_string(ctx, canon.data, canon.len);
         break;
 
     case XR_FT_CODE:
@@ -287,7 +363,6 @@ xr_decode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     const xr_node_t   *found[1], **items;
     xr_node_t         *arr, *obj;
     size_t             n, i, max;
-    char               fbuf[XR_FIELD_LEN];
 
     *out = NULL;
     max = ctx->max_nodes ? ctx->max_nodes : XR_DEFAULT_MAX_NODES;
@@ -358,7 +433,7 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     xr_node_t       *v;
     size_t           i;
     int              rc;
-    char             fbuf[XR_FIELD_LEN];
+    xr_path_cache_t  pc = { xr_null_string, NULL, 0 };
 
     for (i = 0; i < nmaps; i++) {
         m = &maps[i];
@@ -370,7 +445,7 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             rc = xr_decode_list(ctx, p, m, wire, &v, check_required);
         } else {
             rc = xr_decode_value(ctx, p, m, m->sf->type,
-                                 xr_node_path_get(wire, m->wire), &v);
+                                 xr_cached_get(wire, m->wire, &pc), &v);
         }
 
         if (rc == XR_ERROR) {
@@ -406,6 +481,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     xr_str_t            text;
     size_t              i;
     int                 rc;
+    xr_path_cache_t     pc = { xr_null_string, NULL, 0 };
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];
@@ -415,7 +491,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
 
         if (m->env == XR_ENV_TIME) {
             rc = xr_decode_value(ctx, p, m, XR_FT_DATETIME,
-                                 xr_node_path_get(wire, m->wire), &v);
+                                 xr_cached_get(wire, m->wire, &pc), &v);
             if (rc == XR_ERROR) {
                 return XR_ERROR;
             }
@@ -427,7 +503,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
         }
 
         rc = xr_decode_value(ctx, p, m, XR_FT_STRING,
-                             xr_node_path_get(wire, m->wire), &v);
+                             xr_cached_get(wire, m->wire, &pc), &v);
         if (rc == XR_ERROR) {
             return XR_ERROR;
         }
@@ -579,7 +655,7 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     xr_amount_unit_e    unit;
     xr_node_t          *n = NULL;
     size_t              chars;
-    char                num[32], fbuf[XR_FIELD_LEN];
+    char                num[32];
     int                 numeric = 0, len;
 
     switch (ft) {
@@ -592,7 +668,7 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
         text = v->u.s;
-        if (ft == XR_FT_CODE && m->table) {
+        if (m->table) {
             if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s has no mapping in "
@@ -712,7 +788,6 @@ xr_encode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 {
     xr_node_t  *arr, *obj;
     size_t      i;
-    char        fbuf[XR_FIELD_LEN];
 
     if (v->type != XR_NODE_ARRAY) {
         return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
@@ -741,7 +816,7 @@ xr_encode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
 static int
 xr_set_const(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
-    xr_node_t *wire)
+    xr_node_t *wire, xr_path_cache_t *pc)
 {
     xr_node_t  *n;
 
@@ -749,7 +824,7 @@ xr_set_const(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     if (n == NULL) {
         return XR_ERROR;
     }
-    return xr_node_path_set(ctx, wire, m->wire, n);
+    return xr_cached_set(ctx, wire, m->wire, n, pc);
 }
 
 
@@ -761,13 +836,13 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     const xr_node_t *v;
     xr_node_t       *n;
     size_t           i;
-    char             fbuf[XR_FIELD_LEN];
+    xr_path_cache_t  pc = { xr_null_string, NULL, 0 };
 
     for (i = 0; i < nmaps; i++) {
         m = &maps[i];
 
         if (m->is_const) {
-            if (xr_set_const(ctx, p, m, wire) != XR_OK) {
+            if (xr_set_const(ctx, p, m, wire, &pc) != XR_OK) {
                 return XR_ERROR;
             }
             continue;
@@ -796,7 +871,7 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             return XR_ERROR;
         }
 
-        if (xr_node_path_set(ctx, wire, m->wire, n) != XR_OK) {
+        if (xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK) {
             return XR_ERROR;
         }
     }
@@ -814,13 +889,13 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     xr_str_t            text;
     xr_time_t           now;
     size_t              i;
-    char                fbuf[XR_FIELD_LEN];
+    xr_path_cache_t     pc = { xr_null_string, NULL, 0 };
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];
 
         if (m->is_const) {
-            if (xr_set_const(ctx, p, m, wire) != XR_OK) {
+            if (xr_set_const(ctx, p, m, wire, &pc) != XR_OK) {
                 return XR_ERROR;
             }
             continue;
@@ -836,7 +911,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             }
             if (xr_encode_value(ctx, p, m, XR_FT_DATETIME, &tn, &n)
                 != XR_OK
-                || xr_node_path_set(ctx, wire, m->wire, n) != XR_OK)
+                || xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK)
             {
                 return XR_ERROR;
             }
@@ -883,7 +958,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
         }
 
         n = xr_wire_scalar(ctx, p, m->as, 0, text);
-        if (n == NULL || xr_node_path_set(ctx, wire, m->wire, n) != XR_OK) {
+        if (n == NULL || xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK) {
             return XR_ERROR;
         }
     }

@@ -454,7 +454,11 @@ test_buf_limit(void **state)
 
     /* no room in the pool is a failure too */
     xr_buf_init(&b, env->pool, 0);
+    /* the inline fast path never copies this much; gcc cannot tell */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
     assert_int_equal(xr_buf_add(&b, s, SIZE_MAX - 2), XR_ERROR);
+#pragma GCC diagnostic pop
     assert_int_equal(b.failed, 1);
 }
 
