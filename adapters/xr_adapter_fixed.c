@@ -419,7 +419,7 @@ xr_fixed_decode_fields(xr_ctx_t *ctx, const xr_profile_t *p,
     const xr_layout_t *l, const unsigned char *data, xr_node_t *obj)
 {
     const xr_fxfield_t  *f;
-    xr_node_t           *n;
+    xr_node_t           *n = NULL;   /* gcc -O: maybe-uninitialized */
     size_t               i;
 
     for (i = 0; i < l->nfields; i++) {
@@ -819,7 +819,7 @@ xr_fixed_encode_part(xr_ctx_t *ctx, const xr_profile_t *p,
     const xr_fxfield_t  *f;
     unsigned char       *buf;
     unsigned             raw;
-    xr_str_t             v;
+    xr_str_t             v = xr_null_string;   /* gcc -O */
     size_t               i, k;
     int                  gap = ' ';
 
