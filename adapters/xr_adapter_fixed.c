@@ -531,6 +531,26 @@ xr_fixed_decode_records(xr_ctx_t *ctx, const xr_profile_t *p,
 }
 
 
+/* Whether a decoded response header says success. */
+static int
+xr_fixed_ok(const xr_profile_t *p, const xr_node_t *root)
+{
+    const xr_node_t  *r;
+    size_t            i;
+
+    r = xr_object_get(root, p->result_field);
+    if (r == NULL || r->type != XR_NODE_STRING) {
+        return 0;
+    }
+    for (i = 0; i < p->nok_values; i++) {
+        if (xr_str_cmp(r->u.s, p->ok_values[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
 static int
 xr_fixed_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     const xr_ptxn_t *txn, const char *data, size_t len, xr_node_t **out)
@@ -585,6 +605,15 @@ xr_fixed_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
         if (xr_fixed_find_txn(ctx, p, code->u.s, &txn) != XR_OK) {
             return XR_ERROR;
         }
+    }
+
+    /*
+     * An error answer may be its header alone (what encode_error writes):
+     * when the result code is not a success value, no body need follow.
+     */
+    if (dir == XR_DIR_RESPONSE && len == hsize && !xr_fixed_ok(p, root)) {
+        *out = root;
+        return XR_OK;
     }
 
     body = txn->layout[dir];
@@ -903,6 +932,11 @@ xr_fixed_encode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     body = txn->layout[dir];
     if (xr_fixed_check_body(ctx, p, hdr, body) != XR_OK) {
         return XR_ERROR;
+    }
+
+    /* an error answer is its header alone, as encode_error writes it */
+    if (dir == XR_DIR_RESPONSE && !xr_fixed_ok(p, tree)) {
+        body = NULL;
     }
 
     memset(ovr, 0, sizeof(ovr));

@@ -625,10 +625,15 @@ xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
         msg->origin = p->region;
     }
 
-    /* an error answer carries no business fields that must be there */
+    /*
+     * An error answer carries no business fields: whatever stands in them
+     * (blank columns of a fixed record, zeros) is not read.
+     */
+    if (dir == XR_DIR_RESPONSE && !msg->ok) {
+        return XR_OK;
+    }
     return xr_decode_maps(ctx, p, ptxn->maps[dir].maps,
-                          ptxn->maps[dir].nmaps, wire, msg->body,
-                          dir == XR_DIR_REQUEST || msg->ok);
+                          ptxn->maps[dir].nmaps, wire, msg->body, 1);
 }
 
 
