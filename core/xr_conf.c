@@ -15,6 +15,7 @@ typedef struct {
     const char     *p;
     const char     *end;
     int             line;
+    xr_buf_t        word;       /* scratch, reused for every word */
 } xr_cparser_t;
 
 
@@ -39,7 +40,7 @@ xr_conf_error(xr_cparser_t *cp, int line, const char *msg)
 static xr_tok_e
 xr_conf_token(xr_cparser_t *cp, xr_str_t *word, int *line)
 {
-    xr_buf_t  b;
+    xr_buf_t *b = &cp->word;
     char      q, c;
 
     for ( ;; ) {
@@ -83,7 +84,7 @@ xr_conf_token(xr_cparser_t *cp, xr_str_t *word, int *line)
      * A word: runs of plain characters and quoted parts, so that
      * time="%Y-%m-%d %H:%M:%S" is one word.
      */
-    xr_buf_init(&b, cp->ctx->pool, 0);
+    b->len = 0;
 
     while (cp->p < cp->end) {
         c = *cp->p;
@@ -116,21 +117,21 @@ xr_conf_token(xr_cparser_t *cp, xr_str_t *word, int *line)
                     default: break;
                     }
                 }
-                xr_buf_addc(&b, c);
+                xr_buf_addc(b, c);
             }
             continue;
         }
-        xr_buf_addc(&b, c);
+        xr_buf_addc(b, c);
         cp->p++;
     }
 
-    if (b.failed) {
+    if (b->failed) {
         xr_fail(cp->ctx, XR_E_NOMEM, NULL, NULL);
         return XR_TOK_ERROR;
     }
 
-    /* always a pool copy, NUL-terminated, even when empty ("") */
-    *word = xr_pstr(cp->ctx->pool, b.data ? b.data : "", b.len);
+    /* always an exact pool copy, NUL-terminated, even when empty ("") */
+    *word = xr_pstr(cp->ctx->pool, b->data ? b->data : "", b->len);
     if (word->data == NULL) {
         xr_fail(cp->ctx, XR_E_NOMEM, NULL, NULL);
         return XR_TOK_ERROR;
@@ -265,6 +266,7 @@ xr_conf_parse(xr_ctx_t *ctx, const char *file, const char *data, size_t len,
     cp.p = data;
     cp.end = data + len;
     cp.line = 1;
+    xr_buf_init(&cp.word, ctx->pool, 0);
 
     if (memchr(data, '\0', len) != NULL) {
         return xr_conf_error(&cp, 1, "NUL byte in file");

@@ -132,17 +132,42 @@ static int
 xr_load_file(xr_loader_t *ld, const char *path, xr_cdir_t **dirs,
     size_t *n)
 {
-    char    *data;
-    size_t   len;
+    xr_pool_t  *tmp;
+    xr_ctx_t    fctx, cctx;
+    char       *data;
+    size_t      len;
+    int         rc;
 
     ld->file = xr_pstrndup(ld->cfg->pool, path, strlen(path));
     if (ld->file == NULL) {
         return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
     }
-    if (xr_conf_read_file(ld->ctx, path, &data, &len) != XR_OK) {
-        return XR_ERROR;
+
+    /*
+     * The file's bytes live only while it is parsed; the words the
+     * configuration keeps are copied into the configuration's own pool,
+     * never the caller's.
+     */
+    tmp = xr_pool_create(65536);
+    if (tmp == NULL) {
+        return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
     }
-    return xr_conf_parse(ld->ctx, ld->file, data, len, dirs, n);
+    xr_ctx_init(&fctx, tmp);
+    xr_ctx_init(&cctx, ld->cfg->pool);
+
+    rc = xr_conf_read_file(&fctx, path, &data, &len);
+    if (rc == XR_OK) {
+        rc = xr_conf_parse(&cctx, ld->file, data, len, dirs, n);
+        if (rc != XR_OK) {
+            fctx = cctx;
+        }
+    }
+    if (rc != XR_OK) {
+        xr_fail(ld->ctx, fctx.err, fctx.field[0] ? fctx.field : NULL, "%s",
+                fctx.errstr);
+    }
+    xr_pool_destroy(tmp);
+    return rc;
 }
 
 

@@ -212,6 +212,40 @@ test_missing_dir(void **state)
 }
 
 
+/*
+ * The configuration owns all it points to: the pool of the context that
+ * loaded it may end first (the module loads with a short-lived context).
+ * Under ASan a dangling name is a use-after-free here.
+ */
+static void
+test_config_outlives_loader(void **state)
+{
+    xr_pool_t           *pool = xr_pool_create(0);
+    xr_ctx_t             ctx;
+    xr_config_t         *cfg;
+    const xr_profile_t  *p;
+    size_t               i, total = 0;
+
+    (void) state;
+    xr_ctx_init(&ctx, pool);
+    assert_int_equal(xr_config_load(&ctx, XR_SOURCE_DIR "/config", &cfg),
+                     XR_OK);
+    xr_pool_destroy(pool);
+
+    for (i = 0; i < cfg->nprofiles; i++) {
+        p = &cfg->profiles[i];
+        total += p->name.len + p->txns[0].code.len + p->txns[0].path.len
+                 + p->result_field.len;
+        assert_true(p->name.data[p->name.len] == '\0');
+    }
+    assert_true(total > 0);
+    p = xr_config_profile(cfg, xr_str_from("hebei.gov"));
+    assert_non_null(p);
+    assert_true(xr_str_eq(p->ok_value, "00"));
+    xr_config_free(cfg);
+}
+
+
 int
 main(void)
 {
@@ -220,6 +254,7 @@ main(void)
         cmocka_unit_test(test_bad_profiles),
         cmocka_unit_test(test_missing_dir),
         cmocka_unit_test(test_real_config_loads),
+        cmocka_unit_test(test_config_outlives_loader),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
