@@ -1,0 +1,120 @@
+# xregion: the two commands of README.md, and the steps they are made of.
+#
+#   make demo     build, then translate example messages between regions
+#   make check    everything CI runs: deps build unit asan fuzz-smoke
+#                 valgrind-cli module e2e
+#
+# The C build itself is CMake's (CMakeLists.txt); this file only sequences.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+BUILD        ?= build
+BUILD_ASAN   ?= build-asan
+BUILD_FUZZ   ?= build-fuzz
+JOBS         ?= 2
+FUZZ_SECONDS ?= 30
+SMOKE_SECONDS ?= 10
+
+XREGION_BIN  := $(abspath $(BUILD))/xregion
+# python3-pytest installs into Debian's python, whatever else is on PATH
+PYTHON       ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 \
+                  || echo python3)
+
+section = printf '\n==== %s ====\n' '$(1)'
+
+# the steps of check run in the order written, even under make -j
+.NOTPARALLEL:
+
+.PHONY: all deps build unit asan fuzz-build fuzz fuzz-smoke valgrind-cli module e2e \
+	check demo bench clean
+
+all: build
+
+deps:
+	@$(call section,deps: Debian packages)
+	@tools/install-deps.sh
+
+build: deps
+	@$(call section,build: $(BUILD))
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+unit: build
+	@$(call section,unit: cmocka tests)
+	ctest --test-dir $(BUILD) --output-on-failure
+
+asan: deps
+	@$(call section,asan: unit tests under ASan + UBSan)
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug \
+	    -DCMAKE_C_COMPILER=clang -DXR_SANITIZE=ON
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --test-dir $(BUILD_ASAN) --output-on-failure
+
+# The fuzz build instruments the core library too (fuzzer-no-link), so that
+# libFuzzer sees the coverage of the code under test, not only of the
+# harness; ASan and UBSan catch what the inputs break.
+fuzz-build: deps
+	@$(call section,fuzz-build: $(BUILD_FUZZ))
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_C_COMPILER=clang -DXR_FUZZ=ON -DXR_SANITIZE=ON \
+	    -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
+	cmake --build $(BUILD_FUZZ) -j$(JOBS)
+
+fuzz: fuzz-build
+	@$(call section,fuzz: $(FUZZ_SECONDS)s per target)
+	tools/run-fuzz.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	@$(call section,fuzz-smoke: $(SMOKE_SECONDS)s per target)
+	tools/run-fuzz.sh $(BUILD_FUZZ) $(SMOKE_SECONDS)
+
+valgrind-cli: build
+	@$(call section,valgrind-cli: xregion under valgrind)
+	tools/valgrind-cli.sh $(XREGION_BIN)
+
+# The nginx module is built against Debian's nginx sources by its own
+# script once module/ has a config file.
+module: deps
+	@$(call section,module: nginx dynamic module)
+	@if [ ! -f module/config ]; then \
+	    echo "module: no module/config yet: skipped"; \
+	elif [ ! -f tools/build-module.sh ]; then \
+	    echo "module: module/config exists but tools/build-module.sh" \
+	         "is missing" >&2; \
+	    exit 1; \
+	else \
+	    bash tools/build-module.sh; \
+	fi
+
+# pytest exits 5 when it collects nothing: fine while there is nothing.
+e2e: build
+	@$(call section,e2e: end-to-end tests)
+	@if compgen -G 'tests/e2e/test_*.py' > /dev/null; then \
+	    XREGION_BIN=$(XREGION_BIN) \
+	        $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e; \
+	else \
+	    rc=0; \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e || rc=$$?; \
+	    [ $$rc -eq 0 ] || [ $$rc -eq 5 ]; \
+	fi
+
+check: deps build unit asan fuzz-smoke valgrind-cli module e2e
+
+demo: build
+	@$(call section,demo: translations between regions)
+	@tools/demo-translate.sh $(XREGION_BIN)
+
+bench: build
+	@$(call section,bench)
+	@shopt -s nullglob; ran=0; \
+	for b in $(BUILD)/bench_*; do \
+	    [ -x "$$b" ] || continue; \
+	    echo "---- $$b"; "$$b"; ran=1; \
+	done; \
+	[ $$ran -eq 1 ] || echo "bench: no bench/bench_*.c yet: nothing to run"
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) fuzz-corpus .demo
