@@ -87,7 +87,7 @@ int xr_buf_adds(xr_buf_t *b, const char *s);
 static inline int
 xr_buf_add(xr_buf_t *b, const void *p, size_t n)
 {
-    if (n <= b->cap - b->len && !b->failed
+    if (n - 1 < b->cap - b->len && !b->failed     /* n == 0 goes slow */
         && (b->limit == 0 || n <= b->limit - b->len))
     {
         __builtin_memcpy(b->data + b->len, p, n);
