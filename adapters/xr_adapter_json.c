@@ -1,60 +1,118 @@
 /*
- * The JSON adapter.  jansson parses and prints; numbers never reach it as
- * numbers, because jansson would read a real into a double and an amount
- * must never pass through floating point.
+ * The JSON adapter: a reader and a writer of our own, strict RFC 8259.
  *
- * Decoding: a scanner copies the text and rewrites every number literal
- * into a string that starts with the marker byte 0x01 (145.00 becomes
- * "\u0001145.00").  The same pass checks the number grammar, the nesting
- * depth (before jansson, which recurses, ever sees the text) and rejects
- * "\u0001" written by the sender, so that a marker cannot be forged.  A
- * truncated last token is cut off so that jansson reports the end of input.
- * After json_loadb() the marked strings become XR_NODE_NUMBER.
+ * Decoding reads the text once and builds the wire tree as it goes; no
+ * library tree stands in between.  The text is copied once into the pool
+ * with NUL padding behind it, and every string and number of the tree
+ * points into that copy: a string without escapes is used where it lies
+ * (its closing quote becomes its NUL), a string with escapes is decoded in
+ * place (decoded text is never longer than its escaped form), a number
+ * keeps its literal text (not NUL-terminated) and never passes through
+ * floating point.  The padding ends every loop without a length check:
+ * a NUL is neither whitespace nor a token nor allowed in a string, and
+ * "is this NUL the end of the text" is asked only on the error path.
+ * Containers are kept on an explicit stack, so a deep document costs no
+ * recursion and fails with XR_E_DEPTH at the first bracket past the limit.
  *
- * Encoding: NUMBER nodes become marked strings; jansson prints 0x01 as
- * \u0001 and a second pass turns every "\u0001<literal>" back into the
- * bare literal.  Strings carrying 0x01 are refused so that they cannot
- * turn into numbers on the way out.
+ * UTF-8 is checked inline, only for bytes of 0x80 and above (a string is
+ * scanned 8 bytes at a time while they are plain ASCII).  GBK bodies are
+ * converted to UTF-8 once, before reading.
  *
- * jansson keeps object members in insertion order (2.8 and later), so the
- * order of a wire object survives both ways.
+ * Which error a document with several faults gets is kept as it always
+ * was: invalid UTF-8 anywhere wins, then nesting past the limit or a
+ * malformed number (in text order), then the first fault of the reader.
+ * The error path rescans the text for the first two; the success path
+ * never does.
+ *
+ * Encoding walks the tree and writes compact JSON straight into the
+ * output buffer, reserving room in large steps.  Numbers are written as
+ * their literal text after a grammar check; strings are escaped per
+ * RFC 8259 with non-ASCII UTF-8 written as it is.
  */
 
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "xr_adapter.h"
 #include "../core/xr_charset.h"
 
-
-#define XR_JSON_MARK        '\x01'
-#define XR_JSON_MARK_ESC    "\\u0001"   /* how jansson prints the marker */
-#define XR_JSON_MARK_LEN    (sizeof(XR_JSON_MARK_ESC) - 1)
-/* what the scanner adds around a number: the quotes and the marker */
-#define XR_JSON_NUM_EXTRA   (2 + XR_JSON_MARK_LEN)
 
 #define XR_JSON_NUM_OK      0
 #define XR_JSON_NUM_BAD     1
 #define XR_JSON_NUM_SHORT   2       /* a proper prefix of a number */
 
+/* NUL bytes behind the work copy: the longest look-ahead is 8 bytes */
+#define XR_JSON_PAD         16
+
+/* containers the reader holds without allocating */
+#define XR_JSON_FRAMES      64
+/* array items pending on the reader's item stack without allocating */
+#define XR_JSON_ITEMS       128
+
+/* an object with this many members gets a key index for duplicates */
+#define XR_JSON_INDEX_MIN   32
+
+/* string bytes the writer escapes per reservation */
+#define XR_JSON_CHUNK       4096
+
+#define XR_JSON_ONES        0x0101010101010101ULL
+#define XR_JSON_HIGHS       0x8080808080808080ULL
+
+#define xr_json_digit(c)    ((unsigned) ((c) - '0') < 10)
+
+#if (defined __GNUC__ && defined __BYTE_ORDER__                              \
+     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+#define XR_JSON_CTZ         1
+#else
+#define XR_JSON_CTZ         0
+#endif
+
+
+typedef struct {
+    xr_member_t           **slot;
+    size_t                  mask;
+    size_t                  count;
+} xr_json_index_t;
+
+typedef struct {
+    xr_node_t              *node;
+    xr_member_t            *member;     /* object: the member being read */
+    xr_json_index_t        *index;      /* object: NULL while small */
+    size_t                  base;       /* array: first item on the stack */
+} xr_json_frame_t;
 
 typedef struct {
     xr_ctx_t               *ctx;
-    const unsigned char    *start;
-    const unsigned char    *end;
-    const unsigned char    *copied;     /* input up to here is in out */
-    xr_buf_t                out;
-    unsigned                depth;
-    unsigned                max_depth;
-} xr_json_scan_t;
+    unsigned char          *start;      /* the work copy */
+    unsigned char          *end;        /* its first padding byte */
 
-typedef struct {
-    xr_ctx_t               *ctx;
-    size_t                  nodes;      /* ctx->nodes when decoding began */
+    char                   *mem;        /* nodes and members: bump */
+    char                   *mem_end;
+    size_t                  chunk;
+
+    size_t                  nodes_left;
     size_t                  max_nodes;
+    unsigned                max_depth;
+
+    xr_json_frame_t        *frames;
+    size_t                  nframes;
+    xr_node_t             **items;
+    size_t                  nitems;
+    size_t                  items_cap;
+
+    /* the first fault */
+    xr_err_e                err;
+    size_t                  at;         /* byte offset; -1: no position */
+    const char             *what;
 } xr_json_dec_t;
+
+typedef struct {
+    xr_ctx_t               *ctx;
+    xr_buf_t               *b;
+    char                   *p;          /* write position in b->data */
+    char                   *end;        /* b->data + b->cap */
+    unsigned                max_depth;
+} xr_json_out_t;
 
 
 static int xr_json_decode(xr_ctx_t *ctx, const xr_profile_t *p,
@@ -80,18 +138,107 @@ const xr_adapter_t  xr_adapter_json = {
 };
 
 
-static int
-xr_json_is_digit(unsigned char c)
+/* JSON whitespace */
+static const unsigned char  xr_json_ws[256] = {
+    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1
+};
+
+/*
+ * String bytes that need no attention: printable ASCII but the quote and
+ * the backslash.
+ */
+static const unsigned char  xr_json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* 50 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* 90 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* a0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* b0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* c0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* d0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* e0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   /* f0 */
+};
+
+static const char  xr_json_hex[] = "0123456789ABCDEF";
+
+
+/*
+ * Nonzero when one of the 8 bytes is '"', '\\', below 0x20 or above 0x7f:
+ * the high bit of each such byte is set.  A byte is flagged wrongly only
+ * above (after, in memory order) a byte that really is one, by a borrow;
+ * so the lowest flag of a little-endian load is the first such byte.
+ */
+static uint64_t
+xr_json_special8(const unsigned char *p)
 {
-    return c >= '0' && c <= '9';
+    uint64_t  v, q, b;
+
+    memcpy(&v, p, 8);
+    q = v ^ (XR_JSON_ONES * '"');
+    b = v ^ (XR_JSON_ONES * '\\');
+
+    return ((q - XR_JSON_ONES) | (b - XR_JSON_ONES)
+            | (v - XR_JSON_ONES * 0x20) | v) & XR_JSON_HIGHS;
 }
 
 
-static int
-xr_json_is_hex(unsigned char c)
+/*
+ * The length of the well-formed UTF-8 sequence at p (p[0] >= 0x80), or 0:
+ * no overlongs, no surrogates, nothing above U+10FFFF, nothing cut short.
+ * A NUL must follow the text: it is never a continuation byte, so no byte
+ * past it is read.
+ */
+static size_t
+xr_json_utf8(const unsigned char *p)
 {
-    return xr_json_is_digit(c) || (c >= 'a' && c <= 'f')
-           || (c >= 'A' && c <= 'F');
+    unsigned char  c = p[0], c1 = p[1];
+
+    if ((c1 & 0xc0) != 0x80) {
+        return 0;
+    }
+
+    if (c < 0xe0) {
+        return c >= 0xc2 ? 2 : 0;
+    }
+
+    if ((p[2] & 0xc0) != 0x80) {
+        return 0;
+    }
+
+    if (c < 0xf0) {
+        return ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) ? 0
+                                                                        : 3;
+    }
+
+    if (c > 0xf4 || (p[3] & 0xc0) != 0x80 || (c == 0xf0 && c1 < 0x90)
+        || (c == 0xf4 && c1 >= 0x90))
+    {
+        return 0;
+    }
+    return 4;
+}
+
+
+/* The same for text not followed by a NUL: avail bytes from p. */
+static size_t
+xr_json_utf8_n(const unsigned char *p, size_t avail)
+{
+    unsigned char  tmp[5];
+
+    if (avail >= 4) {
+        return xr_json_utf8(p);
+    }
+
+    memset(tmp, 0, sizeof(tmp));
+    memcpy(tmp, p, avail);
+    return xr_json_utf8(tmp);
 }
 
 
@@ -99,9 +246,16 @@ xr_json_is_hex(unsigned char c)
 static int
 xr_json_number_check(const char *s, size_t len)
 {
-    const unsigned char  *p = (const unsigned char *) s, *end = p + len;
+    const unsigned char  *p, *end;
 
-    if (p < end && *p == '-') {
+    if (len == 0) {
+        return XR_JSON_NUM_SHORT;
+    }
+
+    p = (const unsigned char *) s;
+    end = p + len;
+
+    if (*p == '-') {
         p++;
     }
     if (p == end) {
@@ -111,7 +265,7 @@ xr_json_number_check(const char *s, size_t len)
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < end && xr_json_is_digit(*p)) {
+        while (p < end && xr_json_digit(*p)) {
             p++;
         }
     } else {
@@ -123,10 +277,10 @@ xr_json_number_check(const char *s, size_t len)
         if (p == end) {
             return XR_JSON_NUM_SHORT;
         }
-        if (!xr_json_is_digit(*p)) {
+        if (!xr_json_digit(*p)) {
             return XR_JSON_NUM_BAD;
         }
-        while (p < end && xr_json_is_digit(*p)) {
+        while (p < end && xr_json_digit(*p)) {
             p++;
         }
     }
@@ -139,10 +293,10 @@ xr_json_number_check(const char *s, size_t len)
         if (p == end) {
             return XR_JSON_NUM_SHORT;
         }
-        if (!xr_json_is_digit(*p)) {
+        if (!xr_json_digit(*p)) {
             return XR_JSON_NUM_BAD;
         }
-        while (p < end && xr_json_is_digit(*p)) {
+        while (p < end && xr_json_digit(*p)) {
             p++;
         }
     }
@@ -151,16 +305,153 @@ xr_json_number_check(const char *s, size_t len)
 }
 
 
+static uint32_t
+xr_json_hash(const char *s, size_t len)
+{
+    uint32_t  h = 2166136261u;
+
+    while (len--) {
+        h ^= (unsigned char) *s++;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+
+static xr_member_t **
+xr_json_index_slot(xr_json_index_t *ix, xr_str_t key)
+{
+    xr_member_t  **s;
+    size_t         i;
+
+    i = xr_json_hash(key.data, key.len) & ix->mask;
+
+    for ( ;; ) {
+        s = &ix->slot[i];
+        if (*s == NULL
+            || ((*s)->key.len == key.len
+                && (key.len == 0
+                    || memcmp((*s)->key.data, key.data, key.len) == 0)))
+        {
+            return s;
+        }
+        i = (i + 1) & ix->mask;
+    }
+}
+
+
+/* Room for twice `want` members; the members already in it move over. */
+static int
+xr_json_index_grow(xr_pool_t *pool, xr_json_index_t *ix, size_t want)
+{
+    xr_json_index_t   old = *ix;
+    xr_member_t     **s;
+    size_t            size, i;
+
+    for (size = 64; size < want * 2; size *= 2) {
+        /* void */
+    }
+
+    ix->slot = xr_pcalloc(pool, size * sizeof(xr_member_t *));
+    if (ix->slot == NULL) {
+        return XR_ERROR;
+    }
+    ix->mask = size - 1;
+
+    for (i = 0; old.slot && i <= old.mask; i++) {
+        if (old.slot[i]) {
+            s = xr_json_index_slot(ix, old.slot[i]->key);
+            *s = old.slot[i];
+        }
+    }
+    return XR_OK;
+}
+
+
 /*
- * Line and column of a byte offset of the (UTF-8) text, counted the way
- * jansson counts them: the column is the number of characters read on the
- * line.
+ * Adds m to the index.  XR_DECLINED when a member with its key is there
+ * already (m is not added), XR_ERROR when out of memory.
+ */
+static int
+xr_json_index_add(xr_pool_t *pool, xr_json_index_t *ix, xr_member_t *m)
+{
+    xr_member_t  **s;
+
+    if ((ix->count + 1) * 2 > ix->mask + 1
+        && xr_json_index_grow(pool, ix, ix->count + 1) != XR_OK)
+    {
+        return XR_ERROR;
+    }
+
+    s = xr_json_index_slot(ix, m->key);
+    if (*s) {
+        return XR_DECLINED;
+    }
+    *s = m;
+    ix->count++;
+    return XR_OK;
+}
+
+
+/* An index of the members from `first` up to, not including, `stop`. */
+static xr_json_index_t *
+xr_json_index_new(xr_pool_t *pool, xr_member_t *first, xr_member_t *stop,
+    size_t count)
+{
+    xr_json_index_t  *ix;
+    xr_member_t      *m;
+
+    ix = xr_palloc(pool, sizeof(xr_json_index_t));
+    if (ix == NULL) {
+        return NULL;
+    }
+    ix->slot = NULL;
+    ix->mask = 0;
+    ix->count = 0;
+
+    if (xr_json_index_grow(pool, ix, count * 2) != XR_OK) {
+        return NULL;
+    }
+    for (m = first; m != stop; m = m->next) {
+        /* the members were checked one by one: no duplicates among them */
+        *xr_json_index_slot(ix, m->key) = m;
+        ix->count++;
+    }
+    return ix;
+}
+
+
+/* Whether a member from `first` up to `stop` has that key. */
+static int
+xr_json_key_seen(const xr_member_t *first, const xr_member_t *stop,
+    xr_str_t key)
+{
+    const xr_member_t  *m;
+
+    for (m = first; m != stop; m = m->next) {
+        if (m->key.len == key.len
+            && (key.len == 0
+                || (m->key.data[0] == key.data[0]
+                    && memcmp(m->key.data, key.data, key.len) == 0)))
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/*
+ * Line and column of a byte offset of the (UTF-8) text: the column is the
+ * number of characters read on the line, the one at the offset included.
  */
 static void
-xr_json_line_col(const unsigned char *s, size_t off, size_t *line,
-    size_t *col)
+xr_json_line_col(const unsigned char *s, size_t len, size_t off,
+    size_t *line, size_t *col)
 {
     size_t  i;
+
+    off = off < len ? off + 1 : len;
 
     *line = 1;
     *col = 0;
@@ -175,414 +466,881 @@ xr_json_line_col(const unsigned char *s, size_t off, size_t *line,
 }
 
 
+/*
+ * Records the first fault.  A syntax fault found at the end of the text is
+ * the end of input coming too early.
+ */
 static int
-xr_json_scan_fail(xr_json_scan_t *sc, xr_err_e err,
-    const unsigned char *at, const char *what)
+xr_json_fault(xr_json_dec_t *d, xr_err_e err, const unsigned char *at,
+    const char *what)
 {
-    size_t  line, col;
+    if (err == XR_E_SYNTAX && at == d->end) {
+        err = XR_E_TRUNCATED;
+        what = "premature end of input";
+    }
 
-    /* count the character at `at` as read, as jansson does */
-    xr_json_line_col(sc->start, at - sc->start + 1, &line, &col);
-    return xr_fail(sc->ctx, err, NULL, "JSON: %s at line %zu, column %zu",
-                   what, line, col);
+    d->err = err;
+    d->at = at ? (size_t) (at - d->start) : (size_t) -1;
+    d->what = what;
+    return XR_ERROR;
 }
 
 
-/* Appends the input not yet copied, up to `to`. */
+/*
+ * A fault in what a string means (a surrogate, \u0000): reported as the
+ * end of input when the string never ends, as a reader that checked the
+ * whole string first would.
+ */
 static int
-xr_json_scan_flush(xr_json_scan_t *sc, const unsigned char *to)
+xr_json_string_fault(xr_json_dec_t *d, const unsigned char *at,
+    const char *what)
 {
-    if (xr_buf_add(&sc->out, sc->copied, to - sc->copied) != XR_OK) {
-        return xr_fail(sc->ctx, XR_E_NOMEM, NULL, NULL);
+    const unsigned char  *q;
+
+    for (q = at; *q != '"'; q++) {
+        if (*q == '\\' && q[1] != '\0') {
+            q++;
+        } else if (*q == '\0') {
+            break;
+        }
     }
-    sc->copied = to;
+
+    if (q == d->end) {
+        return xr_json_fault(d, XR_E_TRUNCATED, d->end,
+                             "premature end of input");
+    }
+    return xr_json_fault(d, XR_E_SYNTAX, at, what);
+}
+
+
+/* Past the end of the current chunk: a new chunk, or a block of its own. */
+static void *
+xr_json_alloc_slow(xr_json_dec_t *d, size_t size)
+{
+    char  *p;
+
+    if (size > d->chunk / 2) {
+        p = xr_palloc(d->ctx->pool, size);
+
+    } else {
+        p = xr_palloc(d->ctx->pool, d->chunk);
+        if (p != NULL) {
+            d->mem = p + size;
+            d->mem_end = p + d->chunk;
+        }
+    }
+
+    if (p == NULL) {
+        xr_json_fault(d, XR_E_NOMEM, NULL, NULL);
+    }
+    return p;
+}
+
+
+static inline void *
+xr_json_alloc(xr_json_dec_t *d, size_t size)
+{
+    void  *p;
+
+    size = (size + 7) & ~(size_t) 7;
+
+    if ((size_t) (d->mem_end - d->mem) < size) {
+        return xr_json_alloc_slow(d, size);
+    }
+
+    p = d->mem;
+    d->mem += size;
+    return p;
+}
+
+
+static inline xr_node_t *
+xr_json_node(xr_json_dec_t *d, xr_node_type_e type)
+{
+    xr_node_t  *n;
+
+    if (d->nodes_left == 0) {
+        xr_json_fault(d, XR_E_BODY_TOO_LARGE, NULL, NULL);
+        return NULL;
+    }
+
+    n = xr_json_alloc(d, sizeof(xr_node_t));
+    if (n == NULL) {
+        return NULL;
+    }
+
+    memset(n, 0, sizeof(xr_node_t));
+    n->type = type;
+    d->nodes_left--;
+    d->ctx->nodes++;
+    return n;
+}
+
+
+/* Four hex digits at p into *cp; 0 when one is not a hex digit. */
+static int
+xr_json_hex4(const unsigned char *p, uint32_t *cp)
+{
+    uint32_t       v = 0;
+    unsigned char  c;
+    int            i;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+        if (xr_json_digit(c)) {
+            c -= '0';
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+        } else {
+            return 0;
+        }
+        v = (v << 4) | c;
+    }
+
+    *cp = v;
+    return 1;
+}
+
+
+/* The first byte of four hex digits at p that is not one. */
+static const unsigned char *
+xr_json_hex_fault(const unsigned char *p)
+{
+    while (xr_json_digit(*p) || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f')) {
+        p++;
+    }
+    return p;
+}
+
+
+/*
+ * The rest of a string from its first backslash at p, decoded in place
+ * (the write position never passes the read position).  s is the start
+ * of the string's text.  Returns the position after the closing quote,
+ * or NULL.
+ */
+static unsigned char *
+xr_json_unescape(xr_json_dec_t *d, unsigned char *s, unsigned char *p,
+    xr_str_t *out)
+{
+    unsigned char  *w, *e, c;
+    uint32_t        cp, lo;
+    size_t          n;
+
+    w = p;
+
+    for ( ;; ) {
+        c = *p;
+
+        if (xr_json_plain[c]) {
+            *w++ = c;
+            p++;
+            continue;
+        }
+
+        if (c == '"') {
+            *w = '\0';
+            out->data = (char *) s;
+            out->len = (size_t) (w - s);
+            return p + 1;
+        }
+
+        if (c >= 0x80) {
+            n = xr_json_utf8(p);
+            if (n == 0) {
+                xr_json_fault(d, XR_E_CHARSET, p, "invalid UTF-8");
+                return NULL;
+            }
+            while (n--) {
+                *w++ = *p++;
+            }
+            continue;
+        }
+
+        if (c != '\\') {
+            xr_json_fault(d, XR_E_SYNTAX, p, "control character in a string");
+            return NULL;
+        }
+
+        e = p;
+
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *w++ = p[1];
+            p += 2;
+            continue;
+        case 'b':
+            *w++ = '\b';
+            p += 2;
+            continue;
+        case 'f':
+            *w++ = '\f';
+            p += 2;
+            continue;
+        case 'n':
+            *w++ = '\n';
+            p += 2;
+            continue;
+        case 'r':
+            *w++ = '\r';
+            p += 2;
+            continue;
+        case 't':
+            *w++ = '\t';
+            p += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            xr_json_fault(d, XR_E_SYNTAX, p + 1, "invalid escape");
+            return NULL;
+        }
+
+        if (!xr_json_hex4(p + 2, &cp)) {
+            xr_json_fault(d, XR_E_SYNTAX, xr_json_hex_fault(p + 2),
+                          "invalid escape");
+            return NULL;
+        }
+        p += 6;
+
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (p[0] != '\\' || p[1] != 'u') {
+                xr_json_string_fault(d, e, "invalid Unicode: lone surrogate");
+                return NULL;
+            }
+            if (!xr_json_hex4(p + 2, &lo)) {
+                xr_json_fault(d, XR_E_SYNTAX, xr_json_hex_fault(p + 2),
+                              "invalid escape");
+                return NULL;
+            }
+            if (lo < 0xdc00 || lo > 0xdfff) {
+                xr_json_string_fault(d, e, "invalid Unicode: lone surrogate");
+                return NULL;
+            }
+            p += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+
+        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+            xr_json_string_fault(d, e, "invalid Unicode: lone surrogate");
+            return NULL;
+
+        } else if (cp == 0) {
+            xr_json_string_fault(d, e, "\\u0000 is not allowed");
+            return NULL;
+        }
+
+        if (cp < 0x80) {
+            *w++ = (unsigned char) cp;
+        } else if (cp < 0x800) {
+            *w++ = (unsigned char) (0xc0 | (cp >> 6));
+            *w++ = (unsigned char) (0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *w++ = (unsigned char) (0xe0 | (cp >> 12));
+            *w++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+            *w++ = (unsigned char) (0x80 | (cp & 0x3f));
+        } else {
+            *w++ = (unsigned char) (0xf0 | (cp >> 18));
+            *w++ = (unsigned char) (0x80 | ((cp >> 12) & 0x3f));
+            *w++ = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+            *w++ = (unsigned char) (0x80 | (cp & 0x3f));
+        }
+    }
+}
+
+
+/*
+ * A string from after its opening quote.  Returns the position after the
+ * closing quote, or NULL.
+ */
+static unsigned char *
+xr_json_string(xr_json_dec_t *d, unsigned char *p, xr_str_t *out)
+{
+    unsigned char  *s, c;
+    uint64_t        m;
+    size_t          n;
+
+    s = p;
+
+    for ( ;; ) {
+        while ((m = xr_json_special8(p)) == 0) {
+            p += 8;
+        }
+#if (XR_JSON_CTZ)
+        p += __builtin_ctzll(m) >> 3;
+#else
+        while (xr_json_plain[*p]) {
+            p++;
+        }
+#endif
+
+        c = *p;
+
+        if (c == '"') {
+            *p = '\0';
+            out->data = (char *) s;
+            out->len = (size_t) (p - s);
+            return p + 1;
+        }
+
+        if (c >= 0x80) {
+            n = xr_json_utf8(p);
+            if (n == 0) {
+                xr_json_fault(d, XR_E_CHARSET, p, "invalid UTF-8");
+                return NULL;
+            }
+            p += n;
+            continue;
+        }
+
+        if (c == '\\') {
+            return xr_json_unescape(d, s, p, out);
+        }
+
+        xr_json_fault(d, XR_E_SYNTAX, p, "control character in a string");
+        return NULL;
+    }
+}
+
+
+/* A number from its first byte; returns the position after it, or NULL. */
+static unsigned char *
+xr_json_number(xr_json_dec_t *d, unsigned char *p)
+{
+    unsigned char  *s = p;
+
+    if (*p == '-') {
+        p++;
+    }
+
+    if (*p == '0') {
+        p++;
+        if (xr_json_digit(*p)) {
+            goto bad;
+        }
+    } else if (xr_json_digit(*p)) {
+        do {
+            p++;
+        } while (xr_json_digit(*p));
+    } else {
+        goto bad;
+    }
+
+    if (*p == '.') {
+        p++;
+        if (!xr_json_digit(*p)) {
+            goto bad;
+        }
+        do {
+            p++;
+        } while (xr_json_digit(*p));
+    }
+
+    if ((*p | 0x20) == 'e') {
+        p++;
+        if (*p == '+' || *p == '-') {
+            p++;
+        }
+        if (!xr_json_digit(*p)) {
+            goto bad;
+        }
+        do {
+            p++;
+        } while (xr_json_digit(*p));
+    }
+
+    return p;
+
+bad:
+
+    if (p == d->end) {
+        xr_json_fault(d, XR_E_TRUNCATED, p, "premature end of input");
+    } else {
+        xr_json_fault(d, XR_E_SYNTAX, s, "bad number");
+    }
+    return NULL;
+}
+
+
+/* true, false or null, cut short or misspelt at p. */
+static int
+xr_json_literal_fault(xr_json_dec_t *d, const unsigned char *p)
+{
+    const char  *word;
+    size_t       n;
+
+    word = (*p == 't') ? "true" : (*p == 'f') ? "false" : "null";
+    n = (size_t) (d->end - p);
+
+    if (n < strlen(word) && memcmp(p, word, n) == 0) {
+        return xr_json_fault(d, XR_E_TRUNCATED, d->end,
+                             "premature end of input");
+    }
+    return xr_json_fault(d, XR_E_SYNTAX, p, "invalid token");
+}
+
+
+static int
+xr_json_push_frame(xr_json_dec_t *d, size_t top)
+{
+    xr_json_frame_t  *f;
+    size_t            n;
+
+    n = d->nframes * 2;
+    f = xr_palloc(d->ctx->pool, n * sizeof(xr_json_frame_t));
+    if (f == NULL) {
+        return xr_json_fault(d, XR_E_NOMEM, NULL, NULL);
+    }
+    memcpy(f, d->frames, top * sizeof(xr_json_frame_t));
+    d->frames = f;
+    d->nframes = n;
     return XR_OK;
 }
 
 
-/*
- * A string from its opening quote.  Returns the position after it, the end
- * of input, or NULL on error.  *trim is set when the input ends inside an
- * escape: the text is then cut before the backslash.
- */
-static const unsigned char *
-xr_json_scan_string(xr_json_scan_t *sc, const unsigned char *p,
-    const unsigned char **trim)
+static int
+xr_json_push_item(xr_json_dec_t *d, xr_node_t *v)
 {
-    const unsigned char  *end = sc->end;
-    size_t                k;
+    xr_node_t  **items;
+    size_t       n;
 
-    for (p++; p < end; p++) {
-        if (*p == '"') {
-            return p + 1;
+    if (d->nitems == d->items_cap) {
+        n = d->items_cap * 2;
+        items = xr_palloc(d->ctx->pool, n * sizeof(xr_node_t *));
+        if (items == NULL) {
+            return xr_json_fault(d, XR_E_NOMEM, NULL, NULL);
         }
-        if (*p != '\\') {
-            continue;
-        }
-
-        if (end - p < 2) {
-            *trim = p;
-            return end;
-        }
-
-        if (p[1] == 'u') {
-            for (k = 0; k < 4; k++) {
-                if (p + 2 + k == end) {
-                    *trim = p;
-                    return end;
-                }
-                if (!xr_json_is_hex(p[2 + k])) {
-                    break;      /* jansson says "invalid escape" */
-                }
-            }
-            if (k == 4 && memcmp(p + 2, "0001", 4) == 0) {
-                xr_json_scan_fail(sc, XR_E_SYNTAX, p,
-                                  "control character \\u0001 in a string");
-                return NULL;
-            }
-        }
-
-        p++;    /* the escaped character: \" does not end the string */
+        memcpy(items, d->items, d->nitems * sizeof(xr_node_t *));
+        d->items = items;
+        d->items_cap = n;
     }
 
-    return end;
+    d->items[d->nitems++] = v;
+    return XR_OK;
+}
+
+
+/* The array's items, off the item stack from `base`, into the node. */
+static int
+xr_json_close_array(xr_json_dec_t *d, xr_node_t *arr, size_t base)
+{
+    xr_node_t  **items;
+    size_t       n;
+
+    n = d->nitems - base;
+    if (n == 0) {
+        return XR_OK;
+    }
+
+    items = xr_json_alloc(d, n * sizeof(xr_node_t *));
+    if (items == NULL) {
+        return XR_ERROR;
+    }
+    memcpy(items, d->items + base, n * sizeof(xr_node_t *));
+
+    arr->u.arr.items = items;
+    arr->u.arr.count = n;
+    arr->u.arr.cap = n;
+    d->nitems = base;
+    return XR_OK;
+}
+
+
+/* A new member of the object in frame f, after the duplicate check. */
+static int
+xr_json_member(xr_json_dec_t *d, xr_json_frame_t *f, xr_str_t key,
+    const unsigned char *at)
+{
+    xr_node_t    *obj = f->node;
+    xr_member_t  *m;
+    int           rc;
+
+    if (f->index == NULL) {
+        if (obj->u.obj.count < XR_JSON_INDEX_MIN) {
+            if (xr_json_key_seen(obj->u.obj.first, NULL, key)) {
+                return xr_json_fault(d, XR_E_SYNTAX, at,
+                                     "duplicate object key");
+            }
+        } else {
+            f->index = xr_json_index_new(d->ctx->pool, obj->u.obj.first,
+                                         NULL, obj->u.obj.count);
+            if (f->index == NULL) {
+                return xr_json_fault(d, XR_E_NOMEM, NULL, NULL);
+            }
+        }
+    }
+
+    m = xr_json_alloc(d, sizeof(xr_member_t));
+    if (m == NULL) {
+        return XR_ERROR;
+    }
+    m->key = key;
+    m->value = NULL;
+    m->next = NULL;
+
+    if (f->index) {
+        rc = xr_json_index_add(d->ctx->pool, f->index, m);
+        if (rc == XR_DECLINED) {
+            return xr_json_fault(d, XR_E_SYNTAX, at, "duplicate object key");
+        }
+        if (rc != XR_OK) {
+            return xr_json_fault(d, XR_E_NOMEM, NULL, NULL);
+        }
+    }
+
+    if (obj->u.obj.last) {
+        obj->u.obj.last->next = m;
+    } else {
+        obj->u.obj.first = m;
+    }
+    obj->u.obj.last = m;
+    obj->u.obj.count++;
+
+    f->member = m;
+    return XR_OK;
+}
+
+
+static unsigned char *
+xr_json_skip(unsigned char *p)
+{
+    while (xr_json_ws[*p]) {
+        p++;
+    }
+    return p;
 }
 
 
 /*
- * Copies the text into sc->out with the numbers marked.  On success
- * sc->out holds the text for jansson, possibly cut before a last token that
- * the input truncated.
+ * The reader.  Values are read at `value`; a finished value goes to its
+ * container at `done`; `key` reads a member's key and colon.
  */
 static int
-xr_json_scan(xr_json_scan_t *sc)
+xr_json_parse(xr_json_dec_t *d, xr_node_t **root)
 {
-    const unsigned char  *p, *q, *trim, *end = sc->end;
-    size_t                n;
-    int                   rc;
+    unsigned char    *p, *at;
+    xr_json_frame_t  *f;
+    xr_node_t        *v;
+    xr_str_t          str;
+    size_t            top;
 
-    p = sc->start;
-    trim = NULL;
+    p = xr_json_skip(d->start);
+    top = 0;
+    f = NULL;
 
-    while (p < end && trim == NULL) {
+    if (*p != '{' && *p != '[') {
+        return xr_json_fault(d, XR_E_SYNTAX, p, "'[' or '{' expected");
+    }
 
-        switch (*p) {
+value:
+
+    switch (*p) {
+
+    case '{':
+    case '[':
+        if (top >= d->max_depth) {
+            return xr_json_fault(d, XR_E_DEPTH, p,
+                                 "nesting deeper than the limit");
+        }
+        if (top == d->nframes && xr_json_push_frame(d, top) != XR_OK) {
+            return XR_ERROR;
+        }
+
+        v = xr_json_node(d, *p == '{' ? XR_NODE_OBJECT : XR_NODE_ARRAY);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+
+        f = &d->frames[top++];
+        f->node = v;
+        f->member = NULL;
+        f->index = NULL;
+        f->base = d->nitems;
+
+        p = xr_json_skip(p + 1);
+
+        if (v->type == XR_NODE_OBJECT) {
+            if (*p == '}') {
+                p++;
+                goto close;
+            }
+            goto key;
+        }
+
+        if (*p == ']') {
+            p++;
+            goto close;
+        }
+        goto value;
+
+    case '"':
+        p = xr_json_string(d, p + 1, &str);
+        if (p == NULL) {
+            return XR_ERROR;
+        }
+        v = xr_json_node(d, XR_NODE_STRING);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+        v->u.s = str;
+        break;
+
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        at = p;
+        p = xr_json_number(d, p);
+        if (p == NULL) {
+            return XR_ERROR;
+        }
+        v = xr_json_node(d, XR_NODE_NUMBER);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+        v->u.s.data = (char *) at;
+        v->u.s.len = (size_t) (p - at);
+        break;
+
+    case 't':
+        if (memcmp(p, "true", 4) != 0) {
+            return xr_json_literal_fault(d, p);
+        }
+        p += 4;
+        v = xr_json_node(d, XR_NODE_BOOL);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+        v->u.b = 1;
+        break;
+
+    case 'f':
+        if (memcmp(p, "false", 5) != 0) {
+            return xr_json_literal_fault(d, p);
+        }
+        p += 5;
+        v = xr_json_node(d, XR_NODE_BOOL);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+        break;
+
+    case 'n':
+        if (memcmp(p, "null", 4) != 0) {
+            return xr_json_literal_fault(d, p);
+        }
+        p += 4;
+        v = xr_json_node(d, XR_NODE_NULL);
+        if (v == NULL) {
+            return XR_ERROR;
+        }
+        break;
+
+    default:
+        return xr_json_fault(d, XR_E_SYNTAX, p, "invalid token");
+    }
+
+done:
+
+    if (top == 0) {
+        *root = v;
+
+        p = xr_json_skip(p);
+        if (p != d->end) {
+            return xr_json_fault(d, XR_E_SYNTAX, p, "end of file expected");
+        }
+        if (v->type != XR_NODE_OBJECT) {
+            return xr_json_fault(d, XR_E_SYNTAX, NULL,
+                                 "the document is not an object");
+        }
+        return XR_OK;
+    }
+
+    f = &d->frames[top - 1];
+    p = xr_json_skip(p);
+
+    if (f->node->type == XR_NODE_OBJECT) {
+        f->member->value = v;
+        if (*p == ',') {
+            p++;
+            goto key;
+        }
+        if (*p != '}') {
+            return xr_json_fault(d, XR_E_SYNTAX, p, "',' or '}' expected");
+        }
+
+    } else {
+        if (xr_json_push_item(d, v) != XR_OK) {
+            return XR_ERROR;
+        }
+        if (*p == ',') {
+            p = xr_json_skip(p + 1);
+            goto value;
+        }
+        if (*p != ']') {
+            return xr_json_fault(d, XR_E_SYNTAX, p, "',' or ']' expected");
+        }
+    }
+
+    p++;
+
+close:
+
+    f = &d->frames[--top];
+    v = f->node;
+    if (v->type == XR_NODE_ARRAY
+        && xr_json_close_array(d, v, f->base) != XR_OK)
+    {
+        return XR_ERROR;
+    }
+    goto done;
+
+key:
+
+    p = xr_json_skip(p);
+    if (*p != '"') {
+        return xr_json_fault(d, XR_E_SYNTAX, p, "string expected");
+    }
+
+    at = p;
+    p = xr_json_string(d, p + 1, &str);
+    if (p == NULL || xr_json_member(d, f, str, at) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    p = xr_json_skip(p);
+    if (*p != ':') {
+        return xr_json_fault(d, XR_E_SYNTAX, p, "':' expected");
+    }
+    p = xr_json_skip(p + 1);
+    goto value;
+}
+
+
+/*
+ * The faults the adapter has always reported before any other, whatever
+ * came first in the text: nesting deeper than the limit and malformed
+ * numbers, found without reading the structure.  A number cut short by the
+ * end of the text is the reader's to report.  XR_E_NONE when there is
+ * neither.
+ */
+static xr_err_e
+xr_json_prescan(const unsigned char *s, size_t len, unsigned max_depth,
+    size_t *at)
+{
+    size_t    i, j;
+    unsigned  depth;
+    int       rc;
+
+    depth = 0;
+    i = 0;
+
+    while (i < len) {
+
+        switch (s[i]) {
 
         case '"':
-            p = xr_json_scan_string(sc, p, &trim);
-            if (p == NULL) {
-                return XR_ERROR;
+            for (i++; i < len && s[i] != '"'; i++) {
+                if (s[i] == '\\') {
+                    i++;
+                }
             }
+            i++;
             continue;
 
         case '{':
         case '[':
-            if (++sc->depth > sc->max_depth) {
-                return xr_json_scan_fail(sc, XR_E_DEPTH, p,
-                                         "nesting deeper than the limit");
+            if (++depth > max_depth) {
+                *at = i;
+                return XR_E_DEPTH;
             }
-            p++;
+            i++;
             continue;
 
         case '}':
         case ']':
-            if (sc->depth) {
-                sc->depth--;
+            if (depth) {
+                depth--;
             }
-            p++;
-            continue;
-
-        case 't':
-        case 'f':
-        case 'n':
-            /* a literal cut short by the end of input */
-            for (q = p; q < end && *q >= 'a' && *q <= 'z'; q++) {
-                /* void */
-            }
-            n = q - p;
-            if (q == end
-                && ((n < 4 && memcmp(p, "true", n) == 0)
-                    || (n < 5 && memcmp(p, "false", n) == 0)
-                    || (n < 4 && memcmp(p, "null", n) == 0)))
-            {
-                trim = p;
-            }
-            p = q;
+            i++;
             continue;
 
         default:
             break;
         }
 
-        if (*p != '-' && !xr_json_is_digit(*p)) {
-            p++;
+        if (s[i] != '-' && !xr_json_digit(s[i])) {
+            i++;
             continue;
         }
 
-        for (q = p; q < end; q++) {
-            if (!xr_json_is_digit(*q) && *q != '-' && *q != '+' && *q != '.'
-                && *q != 'e' && *q != 'E')
+        for (j = i; j < len; j++) {
+            if (!xr_json_digit(s[j]) && s[j] != '-' && s[j] != '+'
+                && s[j] != '.' && s[j] != 'e' && s[j] != 'E')
             {
                 break;
             }
         }
 
-        rc = xr_json_number_check((const char *) p, q - p);
-
-        if (rc == XR_JSON_NUM_SHORT && q == end) {
-            trim = p;
-            break;
+        rc = xr_json_number_check((const char *) s + i, j - i);
+        if (rc == XR_JSON_NUM_BAD || (rc == XR_JSON_NUM_SHORT && j < len)) {
+            *at = i;
+            return XR_E_SYNTAX;
         }
-
-        if (rc != XR_JSON_NUM_OK) {
-            return xr_json_scan_fail(sc, XR_E_SYNTAX, p, "bad number");
-        }
-
-        if (xr_json_scan_flush(sc, p) != XR_OK
-            || xr_buf_adds(&sc->out, "\"" XR_JSON_MARK_ESC) != XR_OK
-            || xr_buf_add(&sc->out, p, q - p) != XR_OK
-            || xr_buf_addc(&sc->out, '"') != XR_OK)
-        {
-            return xr_fail(sc->ctx, XR_E_NOMEM, NULL, NULL);
-        }
-
-        sc->copied = q;
-        p = q;
+        i = j;
     }
 
-    return xr_json_scan_flush(sc, trim ? trim : end);
-}
-
-
-/*
- * The input offset of an offset in the scanner's output: numbers there are
- * XR_JSON_NUM_EXTRA bytes longer.
- */
-static size_t
-xr_json_input_offset(const unsigned char *s, size_t len, size_t pos)
-{
-    size_t  i, t, n;
-    int     in_string;
-
-    i = 0;
-    t = 0;
-    in_string = 0;
-
-    while (i < len && t < pos) {
-
-        if (in_string) {
-            if (s[i] == '\\' && i + 1 < len) {
-                i += 2;
-                t += 2;
-                continue;
-            }
-            if (s[i] == '"') {
-                in_string = 0;
-            }
-            i++;
-            t++;
-            continue;
-        }
-
-        if (s[i] == '"') {
-            in_string = 1;
-
-        } else if (s[i] == '-' || xr_json_is_digit(s[i])) {
-            for (n = 0; i + n < len; n++) {
-                if (!xr_json_is_digit(s[i + n]) && s[i + n] != '-'
-                    && s[i + n] != '+' && s[i + n] != '.'
-                    && s[i + n] != 'e' && s[i + n] != 'E')
-                {
-                    break;
-                }
-            }
-            if (t + n + XR_JSON_NUM_EXTRA > pos) {
-                return i;
-            }
-            i += n;
-            t += n + XR_JSON_NUM_EXTRA;
-            continue;
-        }
-
-        i++;
-        t++;
-    }
-
-    return i;
-}
-
-
-/* jansson's message without the markers it may quote from our text. */
-static void
-xr_json_clean_text(char *dst, size_t size, const char *src)
-{
-    size_t  n = 0;
-    int     drop_quote = 0;
-
-    while (*src && n + 1 < size) {
-        if (*src == '"'
-            && strncmp(src + 1, XR_JSON_MARK_ESC, XR_JSON_MARK_LEN) == 0)
-        {
-            src += 1 + XR_JSON_MARK_LEN;
-            drop_quote = 1;
-            continue;
-        }
-        if (*src == '"' && drop_quote) {
-            drop_quote = 0;
-            src++;
-            continue;
-        }
-        dst[n++] = *src++;
-    }
-    dst[n] = '\0';
+    return XR_E_NONE;
 }
 
 
 static int
-xr_json_load_fail(xr_ctx_t *ctx, const unsigned char *text, size_t len,
-    const json_error_t *error)
+xr_json_decode_fail(xr_json_dec_t *d, const xr_str_t *text, int utf8)
 {
-    char      msg[JSON_ERROR_TEXT_LENGTH];
-    size_t    off, line, col;
-    xr_err_e  err;
+    xr_ctx_t  *ctx = d->ctx;
+    size_t     line, col, at;
+    xr_err_e   err;
 
-    switch (json_error_code(error)) {
-    case json_error_premature_end_of_input:
-        err = XR_E_TRUNCATED;
-        break;
-    case json_error_stack_overflow:
-        err = XR_E_DEPTH;
-        break;
-    case json_error_invalid_utf8:
-        err = XR_E_CHARSET;
-        break;
-    case json_error_out_of_memory:
+    if (d->err == XR_E_NOMEM) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-    default:
-        err = XR_E_SYNTAX;
-        break;
     }
 
-    xr_json_clean_text(msg, sizeof(msg), error->text);
-    off = xr_json_input_offset(text, len, error->position > 0
-                                          ? (size_t) error->position : 0);
-    xr_json_line_col(text, off, &line, &col);
-
-    return xr_fail(ctx, err, NULL, "JSON: %s at line %zu, column %zu",
-                   msg, line, col);
-}
-
-
-static xr_node_t *
-xr_json_node(xr_json_dec_t *d, xr_node_type_e type)
-{
-    xr_node_t  *n;
-
-    if (d->ctx->nodes - d->nodes >= d->max_nodes) {
-        xr_fail(d->ctx, XR_E_BODY_TOO_LARGE, NULL,
-                "JSON: more than %zu values", d->max_nodes);
-        return NULL;
+    /* the message the whole-text check has always given */
+    if (utf8 && xr_utf8_validate(ctx, text->data, text->len, NULL) != XR_OK) {
+        return XR_ERROR;
     }
 
-    n = xr_node_new(d->ctx, type);
-    return n;
-}
-
-
-static xr_node_t *
-xr_json_to_node(xr_json_dec_t *d, json_t *j)
-{
-    xr_ctx_t    *ctx = d->ctx;
-    xr_node_t   *n, *child;
-    json_t      *v;
-    const char  *key, *s;
-    size_t       klen, i, len;
-    xr_str_t     k;
-
-    switch (json_typeof(j)) {
-
-    case JSON_OBJECT:
-        n = xr_json_node(d, XR_NODE_OBJECT);
-        if (n == NULL) {
-            return NULL;
-        }
-        json_object_keylen_foreach(j, key, klen, v) {
-            if (klen && key[0] == XR_JSON_MARK) {
-                xr_fail(ctx, XR_E_SYNTAX, NULL,
-                        "JSON: a number is not an object key");
-                return NULL;
-            }
-            child = xr_json_to_node(d, v);
-            if (child == NULL) {
-                return NULL;
-            }
-            k = xr_pstr(ctx->pool, key, klen);
-            if (k.data == NULL) {
-                xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-                return NULL;
-            }
-            if (xr_object_add(ctx, n, k, child) != XR_OK) {
-                return NULL;
-            }
-        }
-        return n;
-
-    case JSON_ARRAY:
-        n = xr_json_node(d, XR_NODE_ARRAY);
-        if (n == NULL) {
-            return NULL;
-        }
-        json_array_foreach(j, i, v) {
-            child = xr_json_to_node(d, v);
-            if (child == NULL || xr_array_push(ctx, n, child) != XR_OK) {
-                return NULL;
-            }
-        }
-        return n;
-
-    case JSON_STRING:
-        s = json_string_value(j);
-        len = json_string_length(j);
-        if (len && s[0] == XR_JSON_MARK) {
-            n = xr_json_node(d, XR_NODE_NUMBER);
-            s++;
-            len--;
-        } else {
-            n = xr_json_node(d, XR_NODE_STRING);
-        }
-        if (n == NULL) {
-            return NULL;
-        }
-        n->u.s = xr_pstr(ctx->pool, s, len);
-        if (n->u.s.data == NULL) {
-            xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-            return NULL;
-        }
-        return n;
-
-    case JSON_TRUE:
-    case JSON_FALSE:
-        n = xr_json_node(d, XR_NODE_BOOL);
-        if (n) {
-            n->u.b = json_is_true(j);
-        }
-        return n;
-
-    case JSON_NULL:
-        return xr_json_node(d, XR_NODE_NULL);
-
-    default:
-        /* JSON_INTEGER, JSON_REAL: the scanner leaves no bare numbers */
-        xr_fail(ctx, XR_E_INTERNAL, NULL, "JSON: unmarked number");
-        return NULL;
+    err = xr_json_prescan((const unsigned char *) text->data, text->len,
+                          d->max_depth, &at);
+    if (err != XR_E_NONE) {
+        d->err = err;
+        d->at = at;
+        d->what = err == XR_E_DEPTH ? "nesting deeper than the limit"
+                                    : "bad number";
     }
-}
 
+    if (d->err == XR_E_BODY_TOO_LARGE) {
+        return xr_fail(ctx, XR_E_BODY_TOO_LARGE, NULL,
+                       "JSON: more than %zu values", d->max_nodes);
+    }
 
-static int
-xr_json_is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (d->at == (size_t) -1) {
+        return xr_fail(ctx, d->err, NULL, "JSON: %s", d->what);
+    }
+
+    xr_json_line_col((const unsigned char *) text->data, text->len, d->at,
+                     &line, &col);
+
+    return xr_fail(ctx, d->err, NULL, "JSON: %s at line %zu, column %zu",
+                   d->what, line, col);
 }
 
 
@@ -590,14 +1348,13 @@ static int
 xr_json_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     const xr_ptxn_t *txn, const char *data, size_t len, xr_node_t **out)
 {
-    size_t          i;
-    xr_str_t        text;
-    xr_charset_e    cs;
-    xr_json_scan_t  sc;
-    xr_json_dec_t   d;
-    json_error_t    error;
-    json_t         *root;
-    xr_node_t      *tree;
+    size_t            i;
+    xr_str_t          text;
+    xr_charset_e      cs;
+    xr_json_dec_t     d;
+    xr_json_frame_t   frames[XR_JSON_FRAMES];
+    xr_node_t        *items[XR_JSON_ITEMS], *tree = NULL;
+    unsigned char    *work;
 
     (void) dir;
     (void) txn;
@@ -611,7 +1368,7 @@ xr_json_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     for (i = 0; i < len; i++) {
-        if (!xr_json_is_space((unsigned char) data[i])) {
+        if (!xr_json_ws[(unsigned char) data[i]]) {
             break;
         }
     }
@@ -620,43 +1377,56 @@ xr_json_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     }
 
     cs = p ? p->charset : XR_CHARSET_UTF8;
-    if (xr_charset_to_utf8(ctx, cs, data, len, &text, NULL) != XR_OK) {
+
+    if (cs == XR_CHARSET_UTF8) {
+        /* checked inline by the reader */
+        text.data = data;
+        text.len = len;
+
+    } else if (xr_charset_to_utf8(ctx, cs, data, len, &text, NULL) != XR_OK) {
         return XR_ERROR;
     }
 
-    memset(&sc, 0, sizeof(sc));
-    sc.ctx = ctx;
-    sc.start = (const unsigned char *) text.data;
-    sc.end = sc.start + text.len;
-    sc.copied = sc.start;
-    sc.max_depth = xr_ctx_max_depth(ctx);
-    xr_buf_init(&sc.out, ctx->pool, 0);
-
-    if (xr_json_scan(&sc) != XR_OK) {
-        return XR_ERROR;
+    if (text.len > SIZE_MAX - XR_JSON_PAD) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
 
-    root = json_loadb(sc.out.data ? sc.out.data : "", sc.out.len,
-                      JSON_REJECT_DUPLICATES, &error);
-    if (root == NULL) {
-        return xr_json_load_fail(ctx, sc.start, text.len, &error);
+    work = xr_palloc(ctx->pool, text.len + XR_JSON_PAD);
+    if (work == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
-
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return xr_fail(ctx, XR_E_SYNTAX, NULL,
-                       "JSON: the document is not an object");
-    }
+    memcpy(work, text.data, text.len);
+    memset(work + text.len, 0, XR_JSON_PAD);
 
     d.ctx = ctx;
-    d.nodes = ctx->nodes;
+    d.start = work;
+    d.end = work + text.len;
+
+    /* nodes and members take about 4 bytes per byte of text */
+    d.chunk = text.len < 256 ? 1024
+              : text.len < 16384 ? text.len * 4 : 65536;
+    d.mem = xr_palloc(ctx->pool, d.chunk);
+    if (d.mem == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    d.mem_end = d.mem + d.chunk;
+
     d.max_nodes = ctx->max_nodes ? ctx->max_nodes : XR_DEFAULT_MAX_NODES;
+    d.nodes_left = d.max_nodes;
+    d.max_depth = xr_ctx_max_depth(ctx);
 
-    tree = xr_json_to_node(&d, root);
-    json_decref(root);
+    d.frames = frames;
+    d.nframes = XR_JSON_FRAMES;
+    d.items = items;
+    d.nitems = 0;
+    d.items_cap = XR_JSON_ITEMS;
 
-    if (tree == NULL) {
-        return XR_ERROR;
+    d.err = XR_E_NONE;
+    d.at = (size_t) -1;
+    d.what = NULL;
+
+    if (xr_json_parse(&d, &tree) != XR_OK) {
+        return xr_json_decode_fail(&d, &text, cs == XR_CHARSET_UTF8);
     }
 
     *out = tree;
@@ -677,205 +1447,392 @@ xr_json_field(char *buf, size_t size, xr_str_t key)
 
 
 static int
-xr_json_check_text(xr_ctx_t *ctx, xr_str_t s, xr_str_t key)
+xr_json_grow(xr_json_out_t *w, size_t n)
 {
-    char  field[XR_FIELD_LEN];
+    xr_buf_t  *b = w->b;
+    size_t     len, cap;
+    char      *data;
 
-    /*
-     * U+0001 would come out as a number; U+0000 is refused on decode and
-     * by many receivers, so it is not sent either.
-     */
-    if (s.len && (memchr(s.data, XR_JSON_MARK, s.len) != NULL
-                  || memchr(s.data, '\0', s.len) != NULL))
-    {
-        return xr_fail(ctx, XR_E_CHARSET,
-                       xr_json_field(field, sizeof(field), key),
-                       "control character U+0000 or U+0001 cannot be sent "
-                       "in JSON");
+    len = b->data ? (size_t) (w->p - b->data) : b->len;
+
+    if (b->limit && len > b->limit) {
+        b->failed = 1;
+        return xr_fail(w->ctx, XR_E_BODY_TOO_LARGE, NULL,
+                       "JSON document is over the limit of %zu bytes",
+                       b->limit);
     }
-    return xr_utf8_validate(ctx, s.data, s.len,
-                            xr_json_field(field, sizeof(field), key));
+
+    if (n > SIZE_MAX / 4 - len) {
+        b->failed = 1;
+        return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+    }
+
+    cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < len + n) {
+        cap *= 2;
+    }
+
+    /* the pool never frees: the old copy stays until the pool ends */
+    data = xr_palloc(b->pool, cap);
+    if (data == NULL) {
+        b->failed = 1;
+        return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    if (len) {
+        memcpy(data, b->data, len);
+    }
+
+    b->data = data;
+    b->cap = cap;
+    w->p = data + len;
+    w->end = data + cap;
+    return XR_OK;
 }
 
 
-/* NULL on error; `key` is the member or array the node sits in. */
-static json_t *
-xr_json_from_node(xr_ctx_t *ctx, const xr_node_t *n, xr_str_t key,
-    unsigned depth)
+#define xr_json_room(w, n)                                                    \
+    ((size_t) ((w)->end - (w)->p) >= (n) || xr_json_grow(w, n) == XR_OK)
+
+
+static int
+xr_json_put_bad_text(xr_json_out_t *w, xr_str_t s, xr_str_t key,
+    const unsigned char *at)
 {
-    char          field[XR_FIELD_LEN], *mark;
-    json_t       *j, *child;
-    xr_member_t  *m;
-    size_t        i;
+    char  field[XR_FIELD_LEN];
 
-    switch (n->type) {
-
-    case XR_NODE_OBJECT:
-    case XR_NODE_ARRAY:
-        if (depth >= xr_ctx_max_depth(ctx)) {
-            xr_fail(ctx, XR_E_DEPTH, xr_json_field(field, sizeof(field), key),
-                    "JSON: nesting deeper than the limit");
-            return NULL;
-        }
-        break;
-
-    case XR_NODE_STRING:
-        if (xr_json_check_text(ctx, n->u.s, key) != XR_OK) {
-            return NULL;
-        }
-        j = json_stringn_nocheck(n->u.s.data ? n->u.s.data : "", n->u.s.len);
-        goto scalar;
-
-    case XR_NODE_NUMBER:
-        if (xr_json_number_check(n->u.s.data, n->u.s.len) != XR_JSON_NUM_OK) {
-            xr_fail(ctx, XR_E_FIELD_FORMAT,
-                    xr_json_field(field, sizeof(field), key),
-                    "\"%.*s\" is not a JSON number",
-                    (int) n->u.s.len, n->u.s.data ? n->u.s.data : "");
-            return NULL;
-        }
-        mark = xr_palloc(ctx->pool, n->u.s.len + 1);
-        if (mark == NULL) {
-            xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-            return NULL;
-        }
-        mark[0] = XR_JSON_MARK;
-        memcpy(mark + 1, n->u.s.data, n->u.s.len);
-        j = json_stringn_nocheck(mark, n->u.s.len + 1);
-        goto scalar;
-
-    case XR_NODE_BOOL:
-        j = json_boolean(n->u.b);
-        goto scalar;
-
-    case XR_NODE_NULL:
-        j = json_null();
-        goto scalar;
-
-    default:
-        xr_fail(ctx, XR_E_INTERNAL, xr_json_field(field, sizeof(field), key),
-                "JSON: %s node in a wire tree", xr_node_type_name(n->type));
-        return NULL;
+    if (*at == '\0') {
+        return xr_fail(w->ctx, XR_E_CHARSET,
+                       xr_json_field(field, sizeof(field), key),
+                       "control character U+0000 cannot be sent in JSON");
     }
 
-    if (n->type == XR_NODE_ARRAY) {
-        j = json_array();
-        if (j == NULL) {
-            goto nomem;
-        }
-        for (i = 0; i < n->u.arr.count; i++) {
-            child = xr_json_from_node(ctx, n->u.arr.items[i], key, depth + 1);
-            if (child == NULL) {
-                json_decref(j);
-                return NULL;
-            }
-            if (json_array_append_new(j, child) != 0) {
-                json_decref(j);
-                goto nomem;
-            }
-        }
-        return j;
+    if (xr_utf8_validate(w->ctx, s.data, s.len,
+                         xr_json_field(field, sizeof(field), key))
+        == XR_OK)
+    {
+        return xr_fail(w->ctx, XR_E_CHARSET,
+                       xr_json_field(field, sizeof(field), key),
+                       "invalid UTF-8 at byte %zu",
+                       (size_t) (at - (const unsigned char *) s.data));
     }
-
-    j = json_object();
-    if (j == NULL) {
-        goto nomem;
-    }
-
-    for (m = n->u.obj.first; m; m = m->next) {
-        if (xr_json_check_text(ctx, m->key, m->key) != XR_OK) {
-            json_decref(j);
-            return NULL;
-        }
-        if (json_object_getn(j, m->key.data ? m->key.data : "", m->key.len)) {
-            json_decref(j);
-            xr_fail(ctx, XR_E_INTERNAL,
-                    xr_json_field(field, sizeof(field), m->key),
-                    "JSON: key \"%.*s\" repeated in an object",
-                    (int) m->key.len, m->key.data);
-            return NULL;
-        }
-        child = xr_json_from_node(ctx, m->value, m->key, depth + 1);
-        if (child == NULL) {
-            json_decref(j);
-            return NULL;
-        }
-        /* steals child, also on failure */
-        if (json_object_setn_new_nocheck(j, m->key.data ? m->key.data : "",
-                                         m->key.len, child) != 0)
-        {
-            json_decref(j);
-            goto nomem;
-        }
-    }
-    return j;
-
-scalar:
-
-    if (j != NULL) {
-        return j;
-    }
-
-nomem:
-
-    xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-    return NULL;
+    return XR_ERROR;
 }
 
 
 static int
-xr_json_dump_cb(const char *buffer, size_t size, void *data)
+xr_json_put_raw(xr_json_out_t *w, const char *s, size_t len)
 {
-    return xr_buf_add(data, buffer, size) == XR_OK ? 0 : -1;
+    if (!xr_json_room(w, len)) {
+        return XR_ERROR;
+    }
+    memcpy(w->p, s, len);
+    w->p += len;
+    return XR_OK;
 }
 
 
 /*
- * Turns every "\u0001<literal>" string of jansson's output into the bare
- * literal, in place.  Only string starts are looked at, so a \u0001 that
- * is not at the start of a string is left alone (none are sent anyway).
+ * A string with its quotes; `key` names the field in errors.  Room is
+ * reserved per chunk of input for the worst case, 6 bytes out per byte in,
+ * plus the quotes and what the last step may write past the chunk.
  */
-static size_t
-xr_json_unmark(char *s, size_t len)
+static int
+xr_json_put_string(xr_json_out_t *w, xr_str_t s, xr_str_t key)
 {
-    size_t  r, w;
-    int     in_string;
+    const unsigned char  *p, *end, *stop;
+    unsigned char         c;
+    char                 *o;
+    size_t                n, k;
 
-    r = 0;
-    w = 0;
-    in_string = 0;
-
-    while (r < len) {
-
-        if (in_string) {
-            if (s[r] == '\\' && r + 1 < len) {
-                s[w++] = s[r++];
-            } else if (s[r] == '"') {
-                in_string = 0;
-            }
-            s[w++] = s[r++];
-            continue;
-        }
-
-        if (s[r] == '"') {
-            if (len - r > XR_JSON_MARK_LEN
-                && memcmp(s + r + 1, XR_JSON_MARK_ESC, XR_JSON_MARK_LEN) == 0)
-            {
-                /* a number literal needs no escapes: copy to the quote */
-                r += 1 + XR_JSON_MARK_LEN;
-                while (r < len && s[r] != '"') {
-                    s[w++] = s[r++];
-                }
-                r++;
-                continue;
-            }
-            in_string = 1;
-        }
-
-        s[w++] = s[r++];
+    if (s.len == 0) {
+        return xr_json_put_raw(w, "\"\"", 2);
     }
 
-    return w;
+    p = (const unsigned char *) s.data;
+    end = p + s.len;
+
+    n = s.len < XR_JSON_CHUNK ? s.len : XR_JSON_CHUNK;
+    if (!xr_json_room(w, n * 6 + 16)) {
+        return XR_ERROR;
+    }
+    o = w->p;
+    *o++ = '"';
+    stop = p + n;
+
+    for ( ;; ) {
+
+        while (p < stop) {
+            if (end - p >= 8 && xr_json_special8(p) == 0) {
+                memcpy(o, p, 8);
+                o += 8;
+                p += 8;
+                continue;
+            }
+
+            c = *p;
+
+            if (xr_json_plain[c]) {
+                *o++ = (char) c;
+                p++;
+                continue;
+            }
+
+            if (c >= 0x80) {
+                k = (end - p >= 4) ? xr_json_utf8(p)
+                                   : xr_json_utf8_n(p, (size_t) (end - p));
+                if (k == 0) {
+                    return xr_json_put_bad_text(w, s, key, p);
+                }
+                o[0] = (char) p[0];
+                o[1] = (char) p[1];
+                if (k > 2) {
+                    o[2] = (char) p[2];
+                    if (k > 3) {
+                        o[3] = (char) p[3];
+                    }
+                }
+                o += k;
+                p += k;
+                continue;
+            }
+
+            *o++ = '\\';
+
+            switch (c) {
+            case '"':
+            case '\\':
+                *o++ = (char) c;
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\0':
+                /* refused on decode: it would not come back */
+                return xr_json_put_bad_text(w, s, key, p);
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = xr_json_hex[c >> 4];
+                *o++ = xr_json_hex[c & 0xf];
+                break;
+            }
+            p++;
+        }
+
+        if (p >= end) {
+            break;
+        }
+
+        /* the next chunk of a long string */
+        w->p = o;
+        n = (size_t) (end - p);
+        if (n > XR_JSON_CHUNK) {
+            n = XR_JSON_CHUNK;
+        }
+        if (!xr_json_room(w, n * 6 + 16)) {
+            return XR_ERROR;
+        }
+        o = w->p;
+        stop = p + n;
+    }
+
+    *o++ = '"';
+    w->p = o;
+    return XR_OK;
+}
+
+
+/* A node and what is under it; `key` is the member or array it sits in. */
+static int
+xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
+    unsigned depth)
+{
+    char              field[XR_FIELD_LEN];
+    xr_member_t      *m;
+    xr_json_index_t  *ix;
+    size_t            i;
+    int               rc;
+
+    switch (n->type) {
+
+    case XR_NODE_STRING:
+        return xr_json_put_string(w, n->u.s, key);
+
+    case XR_NODE_NUMBER:
+        if (xr_json_number_check(n->u.s.data, n->u.s.len) != XR_JSON_NUM_OK) {
+            return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
+                           xr_json_field(field, sizeof(field), key),
+                           "\"%.*s\" is not a JSON number",
+                           (int) n->u.s.len, n->u.s.data ? n->u.s.data : "");
+        }
+        return xr_json_put_raw(w, n->u.s.data, n->u.s.len);
+
+    case XR_NODE_BOOL:
+        return n->u.b ? xr_json_put_raw(w, "true", 4)
+                      : xr_json_put_raw(w, "false", 5);
+
+    case XR_NODE_NULL:
+        return xr_json_put_raw(w, "null", 4);
+
+    case XR_NODE_OBJECT:
+    case XR_NODE_ARRAY:
+        if (depth >= w->max_depth) {
+            return xr_fail(w->ctx, XR_E_DEPTH,
+                           xr_json_field(field, sizeof(field), key),
+                           "JSON: nesting deeper than the limit");
+        }
+        break;
+
+    default:
+        return xr_fail(w->ctx, XR_E_INTERNAL,
+                       xr_json_field(field, sizeof(field), key),
+                       "JSON: %s node in a wire tree",
+                       xr_node_type_name(n->type));
+    }
+
+    if (!xr_json_room(w, 1)) {
+        return XR_ERROR;
+    }
+
+    if (n->type == XR_NODE_ARRAY) {
+        *w->p++ = '[';
+
+        for (i = 0; i < n->u.arr.count; i++) {
+            if (i) {
+                if (!xr_json_room(w, 1)) {
+                    return XR_ERROR;
+                }
+                *w->p++ = ',';
+            }
+            if (xr_json_put(w, n->u.arr.items[i], key, depth + 1) != XR_OK) {
+                return XR_ERROR;
+            }
+        }
+
+        if (!xr_json_room(w, 1)) {
+            return XR_ERROR;
+        }
+        *w->p++ = ']';
+        return XR_OK;
+    }
+
+    *w->p++ = '{';
+    ix = NULL;
+
+    for (m = n->u.obj.first, i = 0; m; m = m->next, i++) {
+        if (i) {
+            if (!xr_json_room(w, 1)) {
+                return XR_ERROR;
+            }
+            *w->p++ = ',';
+        }
+
+        if (xr_json_put_string(w, m->key, m->key) != XR_OK) {
+            return XR_ERROR;
+        }
+
+        /* a repeated key would lose a value at the receiver */
+        if (ix == NULL && i == XR_JSON_INDEX_MIN) {
+            ix = xr_json_index_new(w->ctx->pool, n->u.obj.first, m, i);
+            if (ix == NULL) {
+                return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+            }
+        }
+
+        if (ix) {
+            rc = xr_json_index_add(w->ctx->pool, ix, m);
+            if (rc == XR_ERROR) {
+                return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+            }
+        } else {
+            rc = xr_json_key_seen(n->u.obj.first, m, m->key) ? XR_DECLINED
+                                                               : XR_OK;
+        }
+
+        if (rc == XR_DECLINED) {
+            return xr_fail(w->ctx, XR_E_INTERNAL,
+                           xr_json_field(field, sizeof(field), m->key),
+                           "JSON: key \"%.*s\" repeated in an object",
+                           (int) m->key.len, m->key.data);
+        }
+
+        if (!xr_json_room(w, 1)) {
+            return XR_ERROR;
+        }
+        *w->p++ = ':';
+
+        if (xr_json_put(w, m->value, m->key, depth + 1) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+
+    if (!xr_json_room(w, 1)) {
+        return XR_ERROR;
+    }
+    *w->p++ = '}';
+    return XR_OK;
+}
+
+
+/*
+ * Writes the document as UTF-8 at the end of b.  On failure b->len is
+ * back where it was.
+ */
+static int
+xr_json_put_doc(xr_ctx_t *ctx, const xr_node_t *tree, xr_buf_t *b)
+{
+    xr_json_out_t  w;
+    xr_str_t       none = xr_null_string;
+    size_t         len0 = b->len;
+
+    if (b->failed) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+
+    /* the writer keeps pointers into b->data: there must be one */
+    if (b->data == NULL) {
+        w.ctx = ctx;
+        w.b = b;
+        if (xr_json_grow(&w, 256) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+
+    w.ctx = ctx;
+    w.b = b;
+    w.p = b->data + b->len;
+    w.end = b->data + b->cap;
+    w.max_depth = xr_ctx_max_depth(ctx);
+
+    if (xr_json_put(&w, tree, none, 0) != XR_OK) {
+        b->len = len0;
+        return XR_ERROR;
+    }
+
+    b->len = (size_t) (w.p - b->data);
+
+    if (b->limit && b->len > b->limit) {
+        b->len = len0;
+        b->failed = 1;
+        return xr_fail(ctx, XR_E_BODY_TOO_LARGE, NULL,
+                       "JSON document is over the limit of %zu bytes",
+                       b->limit);
+    }
+
+    return XR_OK;
 }
 
 
@@ -884,33 +1841,25 @@ xr_json_write(xr_ctx_t *ctx, const xr_profile_t *p, const xr_node_t *tree,
     xr_buf_t *out)
 {
     xr_buf_t       tmp;
-    xr_str_t       bytes, none = xr_null_string;
-    json_t        *root;
+    xr_str_t       bytes;
     xr_charset_e   cs;
-    int            rc;
 
     if (tree == NULL || tree->type != XR_NODE_OBJECT) {
         return xr_fail(ctx, XR_E_INTERNAL, NULL,
                        "JSON: the document to encode is not an object");
     }
 
-    root = xr_json_from_node(ctx, tree, none, 0);
-    if (root == NULL) {
-        return XR_ERROR;
+    cs = p ? p->charset : XR_CHARSET_UTF8;
+
+    if (cs == XR_CHARSET_UTF8) {
+        return xr_json_put_doc(ctx, tree, out);
     }
 
     xr_buf_init(&tmp, ctx->pool, 0);
-    rc = json_dump_callback(root, xr_json_dump_cb, &tmp,
-                            JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(root);
-
-    if (rc != 0 || tmp.failed) {
-        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    if (xr_json_put_doc(ctx, tree, &tmp) != XR_OK) {
+        return XR_ERROR;
     }
 
-    tmp.len = xr_json_unmark(tmp.data, tmp.len);
-
-    cs = p ? p->charset : XR_CHARSET_UTF8;
     if (xr_charset_from_utf8(ctx, cs, tmp.data, tmp.len, &bytes, NULL)
         != XR_OK)
     {

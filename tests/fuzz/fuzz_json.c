@@ -4,11 +4,24 @@
  * to the same tree; whatever fails must fail cleanly (an error set, no
  * tree).  The error document is written from the input too.  Every input
  * gets its own pool, destroyed before returning.
+ *
+ * With the UTF-8 profile jansson is the oracle: json_loadb() with
+ * JSON_REJECT_DUPLICATES, top level an object, must accept exactly what we
+ * accept, and then read the same tree.  Where the two differ on purpose:
+ * we refuse nesting past our depth limit and more values than our node
+ * limit (jansson's limits are wider); jansson refuses integers beyond
+ * 64 bits and reals beyond double range (we keep the literal), after which
+ * it says nothing about the rest of the text; and jansson skips a NUL byte
+ * right after a number or a literal (its look-ahead buffer reads the NUL as
+ * empty), where we refuse any NUL outside a string.
  */
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "xr_adapter.h"
 
@@ -64,6 +77,126 @@ xr_fuzz_round_trip(xr_ctx_t *ctx, const xr_profile_t *p,
 }
 
 
+/* Whether our tree and jansson's hold the same values. */
+static int
+xr_fuzz_same(const xr_node_t *n, json_t *j)
+{
+    const char   *key;
+    json_t       *v, *lit;
+    size_t        klen, i;
+    xr_member_t  *m;
+    char          text[64], *end;
+    json_error_t  error;
+    int           same;
+
+    switch (json_typeof(j)) {
+
+    case JSON_OBJECT:
+        if (n->type != XR_NODE_OBJECT
+            || n->u.obj.count != json_object_size(j))
+        {
+            return 0;
+        }
+        m = n->u.obj.first;
+        json_object_keylen_foreach(j, key, klen, v) {
+            if (m == NULL || m->key.len != klen
+                || (klen && memcmp(m->key.data, key, klen) != 0)
+                || !xr_fuzz_same(m->value, v))
+            {
+                return 0;
+            }
+            m = m->next;
+        }
+        return m == NULL;
+
+    case JSON_ARRAY:
+        if (n->type != XR_NODE_ARRAY || n->u.arr.count != json_array_size(j)) {
+            return 0;
+        }
+        json_array_foreach(j, i, v) {
+            if (!xr_fuzz_same(n->u.arr.items[i], v)) {
+                return 0;
+            }
+        }
+        return 1;
+
+    case JSON_STRING:
+        return n->type == XR_NODE_STRING
+               && n->u.s.len == json_string_length(j)
+               && (n->u.s.len == 0
+                   || memcmp(n->u.s.data, json_string_value(j), n->u.s.len)
+                      == 0);
+
+    case JSON_INTEGER:
+        /* jansson took it for an integer: 64 bits, no fraction, no exponent */
+        if (n->type != XR_NODE_NUMBER || n->u.s.len >= sizeof(text)) {
+            return 0;
+        }
+        memcpy(text, n->u.s.data, n->u.s.len);
+        text[n->u.s.len] = '\0';
+        if (strpbrk(text, ".eE") != NULL) {
+            return 0;
+        }
+        return strtoll(text, &end, 10) == json_integer_value(j)
+               && *end == '\0';
+
+    case JSON_REAL:
+        /* the same reading of our literal text */
+        if (n->type != XR_NODE_NUMBER) {
+            return 0;
+        }
+        lit = json_loadb(n->u.s.data, n->u.s.len, JSON_DECODE_ANY, &error);
+        same = lit != NULL && json_is_real(lit)
+               && json_real_value(lit) == json_real_value(j);
+        json_decref(lit);
+        return same;
+
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return n->type == XR_NODE_BOOL && n->u.b == json_is_true(j);
+
+    case JSON_NULL:
+        return n->type == XR_NODE_NULL;
+    }
+
+    return 0;
+}
+
+
+static void
+xr_fuzz_oracle(const uint8_t *data, size_t size, int rc, const xr_ctx_t *ctx,
+    const xr_node_t *tree)
+{
+    json_t        *j;
+    json_error_t   error;
+
+    j = json_loadb((const char *) data, size, JSON_REJECT_DUPLICATES,
+                   &error);
+
+    if (j == NULL && json_error_code(&error) == json_error_numeric_overflow) {
+        return;
+    }
+
+    if (rc == XR_OK) {
+        if (j == NULL || !json_is_object(j) || !xr_fuzz_same(tree, j)) {
+            fprintf(stderr, "we accept, jansson: %s\n",
+                    j == NULL ? error.text
+                    : json_is_object(j) ? "another tree" : "not an object");
+            abort();
+        }
+
+    } else if (j != NULL && json_is_object(j)
+               && ctx->err != XR_E_DEPTH && ctx->err != XR_E_BODY_TOO_LARGE
+               && memchr(data, '\0', size) == NULL)
+    {
+        fprintf(stderr, "jansson accepts, we: %s\n", ctx->errstr);
+        abort();
+    }
+
+    json_decref(j);
+}
+
+
 static void
 xr_fuzz_one(const uint8_t *data, size_t size, xr_charset_e cs)
 {
@@ -102,6 +235,10 @@ xr_fuzz_one(const uint8_t *data, size_t size, xr_charset_e cs)
 
     } else if (rc != XR_ERROR || ctx.err == XR_E_NONE || tree != NULL) {
         abort();
+    }
+
+    if (cs == XR_CHARSET_UTF8) {
+        xr_fuzz_oracle(data, size, rc, &ctx, tree);
     }
 
     /* the error document: the first bytes as the code, the rest as text */
