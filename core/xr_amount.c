@@ -156,8 +156,8 @@ int
 xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
     xr_str_t *out)
 {
-    char      buf[32];
-    int       n;
+    char      buf[32], *p;
+    size_t    n;
     uint64_t  a;
 
     if (fen > XR_AMOUNT_MAX_FEN || fen < -XR_AMOUNT_MAX_FEN) {
@@ -166,16 +166,32 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
                        (long long) fen);
     }
 
+    /* digits from the right; this runs for every amount of every message */
+    a = (uint64_t) (fen < 0 ? -fen : fen);
+    p = buf + sizeof(buf);
+
     if (unit == XR_AMOUNT_FEN) {
-        n = snprintf(buf, sizeof(buf), "%lld", (long long) fen);
+        do {
+            *--p = (char) ('0' + a % 10);
+            a /= 10;
+        } while (a);
 
     } else {
-        a = (uint64_t) (fen < 0 ? -fen : fen);
-        n = snprintf(buf, sizeof(buf), "%s%llu.%02u", fen < 0 ? "-" : "",
-                     (unsigned long long) (a / 100), (unsigned) (a % 100));
+        *--p = (char) ('0' + a % 10);
+        *--p = (char) ('0' + a / 10 % 10);
+        *--p = '.';
+        a /= 100;
+        do {
+            *--p = (char) ('0' + a % 10);
+            a /= 10;
+        } while (a);
     }
+    if (fen < 0) {
+        *--p = '-';
+    }
+    n = (size_t) (buf + sizeof(buf) - p);
 
-    *out = xr_pstr(ctx->pool, buf, (size_t) n);
+    *out = xr_pstr(ctx->pool, p, n);
     if (out->data == NULL) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }

@@ -162,22 +162,74 @@ xr_iconv_get(const char *to, const char *from)
 }
 
 
+/* Converts one run, advancing op and ol; XR_ERROR sets err and at. */
+static int
+xr_iconv_run(iconv_t cd, const char *in, size_t len, char **op, size_t *ol,
+    int euro, size_t *at, int *err)
+{
+    char    *ip;
+    size_t   il, rc;
+
+    ip = (char *) in;
+    il = len;
+
+    for ( ;; ) {
+        rc = iconv(cd, &ip, &il, op, ol);
+        if (rc != (size_t) -1) {
+            rc = iconv(cd, NULL, NULL, op, ol);
+            if (rc != (size_t) -1) {
+                return XR_OK;
+            }
+        }
+
+        *err = errno;
+
+        /* CP936 writes the euro sign as the single byte 0x80 */
+        if (*err == EILSEQ && euro && il && (unsigned char) *ip == 0x80
+            && *ol >= 3)
+        {
+            memcpy(*op, "\xe2\x82\xac", 3);
+            *op += 3;
+            *ol -= 3;
+            ip++;
+            il--;
+            continue;
+        }
+
+        *at = (size_t) (ip - in);
+        return XR_ERROR;
+    }
+}
+
+
+/*
+ * Messages are mostly ASCII, which GBK and UTF-8 write alike: copy ASCII
+ * runs and give iconv only the runs in between.  A run of GBK ends at a
+ * character boundary before an ASCII byte: lead bytes are >= 0x81 and a
+ * trail byte may be ASCII-range, so the scan steps over whole characters
+ * (2 bytes, or 4 for GB18030's digit-second-byte form); UTF-8 non-ASCII
+ * bytes are all >= 0x80.
+ */
 static int
 xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
     size_t len, size_t cap, xr_str_t *out, size_t *at, int *err)
 {
-    iconv_t   cd;
-    char     *buf, *ip, *op;
-    size_t    il, ol, rc;
-    int       euro;
+    const unsigned char  *s = (const unsigned char *) in;
+    iconv_t               cd = (iconv_t) -1;
+    char                 *buf, *op;
+    size_t                ol, i, run, rat;
+    int                   gbk_in, euro;
 
     *at = 0;
     *err = 0;
 
-    cd = xr_iconv_get(to, from);
-    if (cd == (iconv_t) -1) {
-        *err = errno;
-        return XR_ERROR;
+    for (i = 0; i < len && s[i] < 0x80; i++) {
+        /* void */
+    }
+    if (i == len) {
+        out->data = in;     /* pure ASCII: the same bytes in both */
+        out->len = len;
+        return XR_OK;
     }
 
     buf = xr_palloc(ctx->pool, cap);
@@ -186,37 +238,57 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
         return XR_ERROR;
     }
 
-    euro = strcmp(from, "GB18030") == 0;
-
-    ip = (char *) in;
-    il = len;
+    gbk_in = strcmp(from, "GB18030") == 0;
+    euro = gbk_in;
     op = buf;
     ol = cap;
+    i = 0;
 
-    for ( ;; ) {
-        rc = iconv(cd, &ip, &il, &op, &ol);
-        if (rc != (size_t) -1) {
-            rc = iconv(cd, NULL, NULL, &op, &ol);
-            if (rc != (size_t) -1) {
-                break;
+    while (i < len) {
+        run = i;
+        while (i < len && s[i] < 0x80) {
+            i++;
+        }
+        if (i > run) {
+            if (i - run > ol) {
+                *err = E2BIG;
+                return XR_ERROR;
+            }
+            memcpy(op, in + run, i - run);
+            op += i - run;
+            ol -= i - run;
+        }
+        if (i == len) {
+            break;
+        }
+
+        run = i;
+        while (i < len && s[i] >= 0x80) {
+            if (!gbk_in || s[i] == 0x80) {
+                i++;
+            } else if (i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9') {
+                i += 4;
+            } else {
+                i += 2;
             }
         }
-
-        *err = errno;
-
-        if (*err == EILSEQ && euro && il && (unsigned char) *ip == 0x80
-            && ol >= 3)
-        {
-            memcpy(op, "\xe2\x82\xac", 3);
-            op += 3;
-            ol -= 3;
-            ip++;
-            il--;
-            continue;
+        if (i > len) {
+            i = len;        /* a cut character: iconv says where */
         }
 
-        *at = (size_t) (ip - in);
-        return XR_ERROR;
+        if (cd == (iconv_t) -1) {
+            cd = xr_iconv_get(to, from);
+            if (cd == (iconv_t) -1) {
+                *err = errno;
+                return XR_ERROR;
+            }
+        }
+        if (xr_iconv_run(cd, in + run, i - run, &op, &ol, euro, &rat, err)
+            != XR_OK)
+        {
+            *at = run + rat;
+            return XR_ERROR;
+        }
     }
 
     out->data = buf;
@@ -288,10 +360,10 @@ xr_charset_from_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in,
     size_t  at;
     int     err;
 
-    if (xr_utf8_validate(ctx, in, len, field) != XR_OK) {
-        return XR_ERROR;
-    }
     if (cs == XR_CHARSET_UTF8) {
+        if (xr_utf8_validate(ctx, in, len, field) != XR_OK) {
+            return XR_ERROR;
+        }
         out->data = in;
         out->len = len;
         return XR_OK;
@@ -312,6 +384,10 @@ xr_charset_from_utf8(xr_ctx_t *ctx, xr_charset_e cs, const char *in,
         != XR_OK)
     {
         if (err == EILSEQ || err == EINVAL) {
+            /* iconv checked the UTF-8 too: say which of the two it was */
+            if (xr_utf8_validate(ctx, in, len, field) != XR_OK) {
+                return XR_ERROR;
+            }
             /* valid UTF-8 that GBK cannot carry */
             return xr_fail(ctx, XR_E_CHARSET, field,
                            "character at byte %zu not representable in "

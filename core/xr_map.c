@@ -208,11 +208,13 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         text.len = len;
     }
 
-    chars = xr_utf8_length(text.data, text.len);
     max = m->max;
     if (max == 0 && sf && (ft == XR_FT_STRING || ft == XR_FT_CODE)) {
         max = sf->max;
     }
+    /* bytes never undercount characters: count only when it may matter */
+    chars = (max && text.len > max) ? xr_utf8_length(text.data, text.len)
+                                    : 0;
     if (max && chars > max) {
         return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
                        "field %s (wire %.*s) has %zu characters, %.*s "
@@ -264,7 +266,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                XR_FNAME(m));
             }
         }
-        n = xr_node_string(ctx, canon.data, canon.len);
+        n = xr_node_string_ref(ctx, canon.data, canon.len);
         break;
 
     case XR_FT_INT:
@@ -643,12 +645,19 @@ static xr_node_t *
 xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
     int numeric, xr_str_t text)
 {
-    if ((p->adapter->flags & XR_ADAPTER_NUMBERS)
+    xr_node_t  *n;
+
+    /*
+     * text is in the message's pool or the configuration's: referenced,
+     * not copied.
+     */
+    n = xr_node_string_ref(ctx, text.data, text.len);
+    if (n && (p->adapter->flags & XR_ADAPTER_NUMBERS)
         && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
     {
-        return xr_node_number(ctx, text.data, text.len);
+        n->type = XR_NODE_NUMBER;
     }
-    return xr_node_string(ctx, text.data, text.len);
+    return n;
 }
 
 
@@ -684,7 +693,7 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             }
             text = wire;
         }
-        if (m->max) {
+        if (m->max && text.len > m->max) {
             chars = xr_utf8_length(text.data, text.len);
             if (chars > m->max) {
                 return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
@@ -704,8 +713,10 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
         len = snprintf(num, sizeof(num), "%lld", (long long) v->u.i);
-        text.data = num;
-        text.len = len;
+        text = xr_pstr(ctx->pool, num, len);    /* off the stack */
+        if (text.data == NULL) {
+            return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        }
         n = xr_wire_scalar(ctx, p, m->as, 1, text);
         break;
 
@@ -953,7 +964,9 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             }
             continue;
         }
-        if (m->max && xr_utf8_length(text.data, text.len) > m->max) {
+        if (m->max && text.len > m->max
+            && xr_utf8_length(text.data, text.len) > m->max)
+        {
             return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
                            "%s is %zu characters long, %.*s allows %zu "
                            "(wire %.*s)", XR_FNAME(m),

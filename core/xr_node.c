@@ -50,6 +50,20 @@ xr_node_string(xr_ctx_t *ctx, const char *s, size_t len)
 
 
 xr_node_t *
+xr_node_string_ref(xr_ctx_t *ctx, const char *s, size_t len)
+{
+    xr_node_t  *n;
+
+    n = xr_node_new(ctx, XR_NODE_STRING);
+    if (n) {
+        n->u.s.data = s ? s : "";
+        n->u.s.len = s ? len : 0;
+    }
+    return n;
+}
+
+
+xr_node_t *
 xr_node_number(xr_ctx_t *ctx, const char *s, size_t len)
 {
     return xr_node_text(ctx, XR_NODE_NUMBER, s, len);
@@ -98,11 +112,14 @@ xr_object_get(const xr_node_t *obj, xr_str_t key)
 {
     xr_member_t  *m;
 
-    if (obj == NULL || obj->type != XR_NODE_OBJECT) {
+    if (obj == NULL || obj->type != XR_NODE_OBJECT || key.len == 0) {
         return NULL;
     }
+    /* length and first byte settle most mismatches without a call */
     for (m = obj->u.obj.first; m; m = m->next) {
-        if (xr_str_cmp(m->key, key) == 0) {
+        if (m->key.len == key.len && m->key.data[0] == key.data[0]
+            && memcmp(m->key.data, key.data, key.len) == 0)
+        {
             return m->value;
         }
     }

@@ -71,6 +71,11 @@ struct xr_node_s {
 xr_node_t *xr_node_new(xr_ctx_t *ctx, xr_node_type_e type);
 xr_node_t *xr_node_string(xr_ctx_t *ctx, const char *s, size_t len);
 xr_node_t *xr_node_number(xr_ctx_t *ctx, const char *s, size_t len);
+/*
+ * A STRING that points at s without copying: s must live as long as the
+ * tree (the same pool, or the configuration).
+ */
+xr_node_t *xr_node_string_ref(xr_ctx_t *ctx, const char *s, size_t len);
 xr_node_t *xr_node_int(xr_ctx_t *ctx, xr_node_type_e type, int64_t v);
 
 /* The key is borrowed: it must live as long as the tree (pool or static). */

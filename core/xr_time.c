@@ -83,7 +83,6 @@ xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
     size_t          i;
     int64_t         v;
     int             n, hour, min, sec, msec;
-    xr_buf_t        b;
     xr_time_kind_e  kind;
 
     if (!xr_time_valid(t)) {
@@ -121,45 +120,47 @@ xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
         return XR_OK;
     }
 
-    xr_buf_init(&b, ctx->pool, 0);
-
-    for (i = 0; i < pattern.len; i++) {
+    /*
+     * Into a stack buffer, digits by hand: a time is written for every
+     * message.  Patterns are short (checked at load); the bound is kept.
+     */
+    for (i = 0, n = 0; i < pattern.len && n < (int) sizeof(buf) - 4; i++) {
         if (pattern.data[i] != '%') {
-            xr_buf_addc(&b, pattern.data[i]);
+            buf[n++] = pattern.data[i];
             continue;
         }
 
         switch (pattern.data[++i]) {
         case 'Y':
-            xr_buf_printf(&b, "%04d", t->year);
+            buf[n++] = (char) ('0' + t->year / 1000 % 10);
+            buf[n++] = (char) ('0' + t->year / 100 % 10);
+            buf[n++] = (char) ('0' + t->year / 10 % 10);
+            buf[n++] = (char) ('0' + t->year % 10);
             break;
-        case 'm':
-            xr_buf_printf(&b, "%02d", t->month);
+        case 'L':
+            buf[n++] = (char) ('0' + msec / 100 % 10);
+            buf[n++] = (char) ('0' + msec / 10 % 10);
+            buf[n++] = (char) ('0' + msec % 10);
             break;
-        case 'd':
-            xr_buf_printf(&b, "%02d", t->day);
-            break;
-        case 'H':
-            xr_buf_printf(&b, "%02d", hour);
-            break;
-        case 'M':
-            xr_buf_printf(&b, "%02d", min);
-            break;
-        case 'S':
-            xr_buf_printf(&b, "%02d", sec);
-            break;
-        default: /* 'L', the pattern is checked */
-            xr_buf_printf(&b, "%03d", msec);
+        default:
+            v = pattern.data[i] == 'm' ? t->month
+                : pattern.data[i] == 'd' ? t->day
+                : pattern.data[i] == 'H' ? hour
+                : pattern.data[i] == 'M' ? min : sec;
+            buf[n++] = (char) ('0' + v / 10 % 10);
+            buf[n++] = (char) ('0' + v % 10);
             break;
         }
     }
 
-    if (b.failed) {
-        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    if (i < pattern.len) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL, "time pattern too long");
     }
 
-    out->data = b.len ? b.data : "";
-    out->len = b.len;
+    *out = xr_pstr(ctx->pool, buf, (size_t) n);
+    if (out->data == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
 
     return XR_OK;
 }

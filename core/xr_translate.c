@@ -91,7 +91,7 @@ xr_encode_error(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *req,
     xr_node_t        *wire;
     xr_ctx_t          ectx;
     xr_str_t          wire_code;
-    size_t            start = out->len;
+    size_t            start = out->len, n;
 
     *http_status = p->error_status ? p->error_status
                                    : xr_error_info(err)->http_status;
@@ -117,14 +117,34 @@ xr_encode_error(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *req,
         }
     }
 
-    /* the error being answered must not be overwritten by encoding's */
-    xr_ctx_init(&ectx, ctx->pool);
+    for ( ;; ) {
+        /* the error being answered must not be overwritten by encoding's */
+        xr_ctx_init(&ectx, ctx->pool);
 
-    if (xr_map_encode_txn(&ectx, p, &msg, ptxn, &wire) == XR_OK
-        && xr_encode_wire(&ectx, p, XR_DIR_RESPONSE, ptxn, wire, out)
-           == XR_OK)
-    {
-        return XR_OK;
+        if (xr_map_encode_txn(&ectx, p, &msg, ptxn, &wire) == XR_OK
+            && xr_encode_wire(&ectx, p, XR_DIR_RESPONSE, ptxn, wire, out)
+               == XR_OK)
+        {
+            return XR_OK;
+        }
+
+        out->len = start;
+        out->failed = 0;
+
+        if (ectx.err != XR_E_FIELD_TOO_LONG || msg.err_msg.len == 0) {
+            break;
+        }
+
+        /*
+         * The text is longer than the profile's message field (fixed-width
+         * records have 60-odd bytes): shorten it, on a UTF-8 character
+         * boundary, rather than lose the envelope to the last resort.
+         */
+        n = msg.err_msg.len / 2;
+        while (n && ((unsigned char) msg.err_msg.data[n] & 0xc0) == 0x80) {
+            n--;
+        }
+        msg.err_msg.len = n;
     }
 
     /* last resort: the adapter's own minimal error document */
