@@ -1501,6 +1501,21 @@ xr_xml_name_ok(xr_str_t name)
         return 0;
     }
 
+    /* the common case, an ASCII name: [A-Za-z_][A-Za-z0-9_.-]* */
+    for (i = 0; i < name.len; i++) {
+        cp = s[i] | 0x20;
+        if ((cp >= 'a' && cp <= 'z') || s[i] == '_'
+            || (i && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'
+                      || s[i] == '-')))
+        {
+            continue;
+        }
+        break;
+    }
+    if (i == name.len) {
+        return 1;
+    }
+
     for (i = 0; i < name.len; i += k) {
         k = xr_xml_char_len(s + i, name.len - i);
         if (k == 0) {
@@ -1548,6 +1563,31 @@ xr_xml_escape(xr_xml_enc_t *e, xr_str_t s, int attr, xr_str_t key)
 
     for ( /* void */ ; p < end; p++) {
         c = (unsigned char) *p;
+
+        /* printable ASCII but the specials is written as it is */
+        if (c >= 0x20 && c < 0x7f && c != '&' && c != '<' && c != '>'
+            && c != '"')
+        {
+            continue;
+        }
+
+        /* CJK text is mostly 3-byte UTF-8: check it here, inline */
+        if ((c & 0xf0) == 0xe0 && end - p >= 3
+            && ((unsigned char) p[1] & 0xc0) == 0x80
+            && ((unsigned char) p[2] & 0xc0) == 0x80)
+        {
+            uint32_t  cp = ((uint32_t) (c & 0x0f) << 12)
+                           | ((uint32_t) (p[1] & 0x3f) << 6)
+                           | (uint32_t) (p[2] & 0x3f);
+
+            if (cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)
+                && cp != 0xfffe && cp != 0xffff)
+            {
+                p += 2;
+                continue;
+            }
+        }
+
         rep = NULL;
 
         switch (c) {

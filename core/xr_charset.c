@@ -162,6 +162,26 @@ xr_iconv_get(const char *to, const char *from)
 }
 
 
+/* The end of the ASCII run starting at i, eight bytes at a time. */
+static size_t
+xr_ascii_run(const unsigned char *s, size_t i, size_t len)
+{
+    uint64_t  w;
+
+    while (i + 8 <= len) {
+        memcpy(&w, s + i, 8);
+        if (w & UINT64_C(0x8080808080808080)) {
+            break;
+        }
+        i += 8;
+    }
+    while (i < len && s[i] < 0x80) {
+        i++;
+    }
+    return i;
+}
+
+
 /* Converts one run, advancing op and ol; XR_ERROR sets err and at. */
 static int
 xr_iconv_run(iconv_t cd, const char *in, size_t len, char **op, size_t *ol,
@@ -217,15 +237,13 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
     const unsigned char  *s = (const unsigned char *) in;
     iconv_t               cd = (iconv_t) -1;
     char                 *buf, *op;
-    size_t                ol, i, run, rat;
+    size_t                ol, i, run, rat, gap;
     int                   gbk_in, euro;
 
     *at = 0;
     *err = 0;
 
-    for (i = 0; i < len && s[i] < 0x80; i++) {
-        /* void */
-    }
+    i = xr_ascii_run(s, 0, len);
     if (i == len) {
         out->data = in;     /* pure ASCII: the same bytes in both */
         out->len = len;
@@ -246,9 +264,7 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
 
     while (i < len) {
         run = i;
-        while (i < len && s[i] < 0x80) {
-            i++;
-        }
+        i = xr_ascii_run(s, i, len);
         if (i > run) {
             if (i - run > ol) {
                 *err = E2BIG;
@@ -263,17 +279,31 @@ xr_iconv(xr_ctx_t *ctx, const char *to, const char *from, const char *in,
         }
 
         run = i;
-        while (i < len && s[i] >= 0x80) {
-            if (!gbk_in || s[i] == 0x80) {
-                i++;
-            } else if (i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9') {
-                i += 4;
-            } else {
-                i += 2;
+        for ( ;; ) {
+            while (i < len && s[i] >= 0x80) {
+                if (!gbk_in || s[i] == 0x80) {
+                    i++;
+                } else if (i + 1 < len && s[i + 1] >= '0'
+                           && s[i + 1] <= '9')
+                {
+                    i += 4;
+                } else {
+                    i += 2;
+                }
             }
-        }
-        if (i > len) {
-            i = len;        /* a cut character: iconv says where */
+            if (i >= len) {
+                i = len;    /* a cut character: iconv says where */
+                break;
+            }
+            /*
+             * A short ASCII gap costs iconv less than another call (each
+             * call has a fixed cost of several hundred instructions).
+             */
+            gap = xr_ascii_run(s, i, len < i + 32 ? len : i + 32);
+            if (gap == len || gap - i >= 32 || s[gap] < 0x80) {
+                break;
+            }
+            i = gap;
         }
 
         if (cd == (iconv_t) -1) {

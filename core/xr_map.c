@@ -35,60 +35,39 @@ typedef struct {
 } xr_path_cache_t;
 
 
-static xr_str_t
-xr_path_split(xr_str_t path, xr_str_t *key)
-{
-    xr_str_t  parent;
-    size_t    i;
-
-    for (i = path.len; i > 0 && path.data[i - 1] != '.'; i--) {
-        /* void */
-    }
-    parent.data = path.data;
-    parent.len = i ? i - 1 : 0;
-    key->data = path.data + i;
-    key->len = path.len - i;
-    return parent;
-}
-
-
 static const xr_node_t *
-xr_cached_get(const xr_node_t *root, xr_str_t path, xr_path_cache_t *pc)
+xr_cached_get(const xr_node_t *root, const xr_map_t *m, xr_path_cache_t *pc)
 {
-    xr_str_t  parent, key;
-
-    parent = xr_path_split(path, &key);
-    if (parent.len == 0) {
-        return xr_object_get(root, key);
+    if (m->wire_parent.len == 0) {
+        return xr_object_get(root, m->wire_key);
     }
-    if (!pc->valid || xr_str_cmp(pc->parent, parent) != 0) {
-        pc->parent = parent;
-        pc->node = xr_node_path_get(root, parent);
+    if (!pc->valid || xr_str_cmp(pc->parent, m->wire_parent) != 0) {
+        pc->parent = m->wire_parent;
+        pc->node = xr_node_path_get(root, m->wire_parent);
         pc->valid = 1;
     }
-    return pc->node ? xr_object_get(pc->node, key) : NULL;
+    return pc->node ? xr_object_get(pc->node, m->wire_key) : NULL;
 }
 
 
 static int
-xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, xr_str_t path, xr_node_t *value,
-    xr_path_cache_t *pc)
+xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, const xr_map_t *m,
+    xr_node_t *value, xr_path_cache_t *pc)
 {
-    xr_str_t    parent, key;
     xr_node_t  *n;
 
-    parent = xr_path_split(path, &key);
-    if (parent.len == 0) {
-        return xr_object_add(ctx, root, key, value);
+    if (m->wire_parent.len == 0) {
+        return xr_object_add(ctx, root, m->wire_key, value);
     }
-    if (pc->valid && pc->node && xr_str_cmp(pc->parent, parent) == 0) {
-        return xr_object_add(ctx, pc->node, key, value);
+    if (pc->valid && pc->node && xr_str_cmp(pc->parent, m->wire_parent) == 0)
+    {
+        return xr_object_add(ctx, pc->node, m->wire_key, value);
     }
-    if (xr_node_path_set(ctx, root, path, value) != XR_OK) {
+    if (xr_node_path_set(ctx, root, m->wire, value) != XR_OK) {
         return XR_ERROR;
     }
-    n = xr_node_path_get(root, parent);
-    pc->parent = parent;
+    n = xr_node_path_get(root, m->wire_parent);
+    pc->parent = m->wire_parent;
     pc->node = (n && n->type == XR_NODE_OBJECT) ? n : NULL;
     pc->valid = 1;
     return XR_OK;
@@ -447,7 +426,7 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             rc = xr_decode_list(ctx, p, m, wire, &v, check_required);
         } else {
             rc = xr_decode_value(ctx, p, m, m->sf->type,
-                                 xr_cached_get(wire, m->wire, &pc), &v);
+                                 xr_cached_get(wire, m, &pc), &v);
         }
 
         if (rc == XR_ERROR) {
@@ -493,7 +472,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
 
         if (m->env == XR_ENV_TIME) {
             rc = xr_decode_value(ctx, p, m, XR_FT_DATETIME,
-                                 xr_cached_get(wire, m->wire, &pc), &v);
+                                 xr_cached_get(wire, m, &pc), &v);
             if (rc == XR_ERROR) {
                 return XR_ERROR;
             }
@@ -505,7 +484,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
         }
 
         rc = xr_decode_value(ctx, p, m, XR_FT_STRING,
-                             xr_cached_get(wire, m->wire, &pc), &v);
+                             xr_cached_get(wire, m, &pc), &v);
         if (rc == XR_ERROR) {
             return XR_ERROR;
         }
@@ -840,7 +819,7 @@ xr_set_const(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     if (n == NULL) {
         return XR_ERROR;
     }
-    return xr_cached_set(ctx, wire, m->wire, n, pc);
+    return xr_cached_set(ctx, wire, m, n, pc);
 }
 
 
@@ -887,7 +866,7 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             return XR_ERROR;
         }
 
-        if (xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK) {
+        if (xr_cached_set(ctx, wire, m, n, &pc) != XR_OK) {
             return XR_ERROR;
         }
     }
@@ -927,7 +906,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             }
             if (xr_encode_value(ctx, p, m, XR_FT_DATETIME, &tn, &n)
                 != XR_OK
-                || xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK)
+                || xr_cached_set(ctx, wire, m, n, &pc) != XR_OK)
             {
                 return XR_ERROR;
             }
@@ -976,7 +955,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
         }
 
         n = xr_wire_scalar(ctx, p, m->as, 0, text);
-        if (n == NULL || xr_cached_set(ctx, wire, m->wire, n, &pc) != XR_OK) {
+        if (n == NULL || xr_cached_set(ctx, wire, m, n, &pc) != XR_OK) {
             return XR_ERROR;
         }
     }

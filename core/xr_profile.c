@@ -729,6 +729,22 @@ xr_layout_has(const xr_layout_t *l, xr_str_t name, int records)
 }
 
 
+/* Split once here so that no message has to. */
+static void
+xr_map_split_wire(xr_map_t *m)
+{
+    size_t  i;
+
+    for (i = m->wire.len; i > 0 && m->wire.data[i - 1] != '.'; i--) {
+        /* void */
+    }
+    m->wire_parent.data = m->wire.data;
+    m->wire_parent.len = i ? i - 1 : 0;
+    m->wire_key.data = m->wire.data + i;
+    m->wire_key.len = m->wire.len - i;
+}
+
+
 static const xr_layout_t *
 xr_layout_find_records(const xr_layout_t *const *layouts, xr_str_t name)
 {
@@ -786,6 +802,7 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
             m->is_const = 1;
             m->wire = d->args[1];
             m->value = d->args[2];
+            xr_map_split_wire(m);
             if (xr_conf_opt(d, 3, "as", &v)) {
                 if (xr_str_eq(v, "number")) {
                     m->as = XR_WIRE_NUMBER;
@@ -817,6 +834,7 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
 
         m->canon = d->args[1];
         m->wire = d->args[2];
+        xr_map_split_wire(m);
 
         if (m->canon.len && m->canon.data[0] == '@') {
             if (!env_allowed) {

@@ -125,6 +125,8 @@ struct xr_map_s {
     xr_env_e            env;        /* XR_ENV_NONE for body fields */
     const xr_sfield_t  *sf;         /* schema field for body fields */
     xr_str_t            wire;       /* wire path, relative inside lists */
+    xr_str_t            wire_parent;    /* wire up to the last '.' */
+    xr_str_t            wire_key;       /* after it */
     xr_wire_type_e      as;
     xr_amount_unit_e    amount;
     const xr_timefmt_t *time;
