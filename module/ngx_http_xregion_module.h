@@ -1,0 +1,222 @@
+
+/*
+ * xregion: the nginx side of the gateway.
+ *
+ * The module is thin glue around the translation core (core/, adapters/):
+ *
+ *   ngx_http_xregion_module.c     directives, configuration, process hooks
+ *   ngx_http_xregion_route.c      route tables, destination regions/profiles
+ *   ngx_http_xregion_exchange.c   content handler: body, translation,
+ *                                 subrequest to the destination, deadline
+ *   ngx_http_xregion_filter.c     size limits of the body and the answer
+ *   ngx_http_xregion_answer.c     answers to the caller, failure log lines
+ *   ngx_http_xregion_variables.c  $xregion_* variables
+ *   ngx_http_xregion_pool.c       the core's arena over an ngx_pool_t
+ *
+ * Configuration data (xr_config_t, route tables) is built at configuration
+ * time and read-only afterwards.  Everything a request needs lives in its
+ * ngx_http_xregion_ctx_t, allocated from the main request's pool.
+ */
+
+
+#ifndef _NGX_HTTP_XREGION_MODULE_H_INCLUDED_
+#define _NGX_HTTP_XREGION_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "xr_core.h"
+#include "xr_msg.h"
+#include "xr_profile.h"
+#include "xr_translate.h"
+#include "xr_route.h"
+
+
+#define NGX_HTTP_XREGION_MEDICAL      0
+#define NGX_HTTP_XREGION_TRANSIT      1
+#define NGX_HTTP_XREGION_GOV          2
+#define NGX_HTTP_XREGION_NDOMAINS     3
+
+
+/* ngx_http_xregion_ctx_t.state */
+#define NGX_HTTP_XREGION_READING      0   /* reading and translating */
+#define NGX_HTTP_XREGION_WAITING      1   /* subrequest in flight */
+#define NGX_HTTP_XREGION_ANSWERING    2   /* subrequest done, main posted */
+#define NGX_HTTP_XREGION_DONE         3   /* the caller has its answer */
+
+
+#define ngx_http_xregion_xstr(s)                                              \
+    ((xr_str_t) { (s)->len, (const char *) (s)->data })
+
+#define ngx_http_xregion_nstr(n, x)                                           \
+    (n)->len = (x).len; (n)->data = (u_char *) (x).data
+
+
+/* One xregion_route directive, as written. */
+typedef struct {
+    ngx_uint_t                  domain;
+    ngx_str_t                   txn;        /* empty: every transaction */
+    ngx_str_t                   prefix;     /* empty: "default" */
+    ngx_str_t                   upstream;   /* an upstream{} block */
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+} ngx_http_xregion_route_t;
+
+
+typedef struct {
+    xr_str_t                    txn;
+    xr_prefix_table_t           table;      /* of ngx_http_xregion_route_t */
+} ngx_http_xregion_txn_routes_t;
+
+
+typedef struct {
+    xr_prefix_table_t           table;      /* routes for every txn */
+    ngx_array_t                 txns;       /* ngx_http_xregion_txn_routes_t */
+} ngx_http_xregion_routes_t;
+
+
+/* One xregion_dest_profile directive. */
+typedef struct {
+    ngx_str_t                   region;
+    ngx_uint_t                  domain;
+    ngx_str_t                   name;
+    const xr_profile_t         *profile;
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+} ngx_http_xregion_dest_t;
+
+
+typedef struct {
+    xr_config_t                *config;
+    ngx_str_t                   config_file;    /* where xregion_config is */
+    ngx_uint_t                  config_line;
+
+    xr_pool_t                  *pool;           /* over cf->pool */
+
+    ngx_array_t                 routes;         /* ngx_http_xregion_route_t */
+    ngx_http_xregion_routes_t   tables[NGX_HTTP_XREGION_NDOMAINS];
+    ngx_array_t                 dests;          /* ngx_http_xregion_dest_t */
+    ngx_array_t                 endpoints;      /* ngx_http_xregion_loc_conf_t *
+                                                 */
+} ngx_http_xregion_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  domain;     /* NGX_CONF_UNSET_UINT: none */
+    ngx_str_t                   file;       /* where `xregion` is */
+    ngx_uint_t                  line;
+    ngx_http_core_loc_conf_t   *core;
+
+    ngx_http_complex_value_t   *caller;
+    const xr_profile_t         *caller_profile;     /* a static value */
+    ngx_str_t                   caller_file;
+    ngx_uint_t                  caller_line;
+
+    ngx_str_t                   pass;
+    size_t                      max_body;
+    ngx_msec_t                  timeout;
+} ngx_http_xregion_loc_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  state;
+    ngx_http_request_t         *request;        /* the main request */
+    ngx_uint_t                  domain_index;
+
+    xr_pool_t                  *pool;           /* over r->pool */
+    xr_ctx_t                    xr;
+    xr_msg_t                    req;            /* the caller's, decoded */
+
+    unsigned                    decoded:1;
+    unsigned                    too_large:1;    /* body over max_body */
+    unsigned                    sr_done:1;
+    unsigned                    connected:1;    /* reached the upstream */
+    unsigned                    answer_too_large:1;
+
+    off_t                       received;       /* request body bytes */
+    off_t                       answered;       /* answer body bytes */
+    size_t                      max_body;
+
+    const xr_profile_t         *caller;
+    const xr_profile_t         *dest;
+    const xr_region_t          *dest_region;
+    ngx_http_xregion_route_t   *route;
+
+    ngx_http_request_t         *sr;
+    ngx_int_t                   sr_rc;
+    ngx_uint_t                  sr_status;
+    ngx_str_t                   sr_body;
+    ngx_event_t                 deadline;
+
+    ngx_msec_int_t              upstream_time;  /* -1: no upstream */
+
+    ngx_str_t                   detail;     /* for the log line, not the
+                                               caller */
+
+    /* values of the $xregion_* variables */
+    ngx_str_t                   domain;
+    ngx_str_t                   txn;
+    ngx_str_t                   msg_id;
+    ngx_str_t                   origin;
+    ngx_str_t                   dest_code;
+    ngx_str_t                   upstream;
+    ngx_str_t                   outcome;
+    ngx_str_t                   caller_name;
+    ngx_str_t                   dest_name;
+    ngx_str_t                   dest_path;
+    ngx_str_t                   dest_content_type;
+} ngx_http_xregion_ctx_t;
+
+
+/* ngx_http_xregion_module.c */
+extern ngx_str_t  ngx_http_xregion_domains[];
+
+ngx_int_t ngx_http_xregion_domain(ngx_str_t *name);
+
+
+/* ngx_http_xregion_pool.c */
+xr_pool_t *ngx_http_xregion_pool_create(ngx_pool_t *pool);
+
+
+/* ngx_http_xregion_route.c */
+ngx_int_t ngx_http_xregion_routes_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_http_xregion_route_t *ngx_http_xregion_route_find(
+    ngx_http_xregion_main_conf_t *xmcf, ngx_uint_t domain, xr_str_t txn,
+    xr_str_t code);
+const xr_region_t *ngx_http_xregion_region_of(
+    ngx_http_xregion_main_conf_t *xmcf, xr_str_t code);
+const xr_profile_t *ngx_http_xregion_dest_profile(
+    ngx_http_xregion_main_conf_t *xmcf, ngx_uint_t domain,
+    const xr_region_t *region);
+
+
+/* ngx_http_xregion_exchange.c */
+ngx_int_t ngx_http_xregion_handler(ngx_http_request_t *r);
+
+
+/* ngx_http_xregion_filter.c */
+ngx_int_t ngx_http_xregion_filters_init(ngx_conf_t *cf);
+
+
+/* ngx_http_xregion_answer.c */
+ngx_int_t ngx_http_xregion_answer(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, const xr_msg_t *ans);
+ngx_int_t ngx_http_xregion_answer_error(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_err_e err, const char *fmt, ...);
+ngx_int_t ngx_http_xregion_answer_plain(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_err_e err, const char *fmt, ...);
+void ngx_http_xregion_detail(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, const char *fmt, ...);
+
+
+/* ngx_http_xregion_variables.c */
+ngx_int_t ngx_http_xregion_add_variables(ngx_conf_t *cf);
+
+
+extern ngx_module_t  ngx_http_xregion_module;
+
+
+#endif /* _NGX_HTTP_XREGION_MODULE_H_INCLUDED_ */

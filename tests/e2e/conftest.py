@@ -1,0 +1,431 @@
+"""Fixtures for the gateway end-to-end tests (tests/e2e/test_gateway.py).
+
+The tests run Debian's nginx (/usr/sbin/nginx, or $NGINX) with the module
+built by tools/build-module.sh, against the regional simulator
+tests/sim/xrsim.py, everything on 127.0.0.1 and free ports in a temporary
+directory:
+
+  module_so   builds the module once per session
+  sim         one simulator for the session (faults cleared after each test)
+  gateway     nginx.conf.example rendered with the simulator's ports, plus a
+              test server (render_example(), TEST_SERVER) for faults that
+              need other timeouts and limits
+  Nginx       one nginx instance: start, reload, stop, post(), its error log
+
+After every test the error logs of the running instances are read: an
+[alert], [emerg] or sanitizer line fails the test.  Every wait is bounded.
+"""
+
+import base64
+import http.client
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CONFIG_DIR = os.path.join(ROOT, 'config')
+NGINX = os.environ.get('NGINX', '/usr/sbin/nginx')
+MODULE_SO = os.path.join(ROOT, 'build', 'nginx-src', 'objs',
+                         'ngx_http_xregion_module.so')
+EXAMPLE = os.path.join(ROOT, 'nginx.conf.example')
+
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'sim'))
+import xrsim  # noqa: E402
+
+
+def _load_renderer():
+    path = os.path.join(ROOT, 'tools', 'render-nginx-conf.py')
+    spec = importlib.util.spec_from_file_location('render_nginx_conf', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+renderer = _load_renderer()
+
+# lines that fail any test when they show up in an nginx error log
+BAD_LOG = re.compile(r'\[alert\]|\[emerg\]|\[crit\]|AddressSanitizer|'
+                     r'LeakSanitizer|runtime error:|Segmentation fault|'
+                     r'exited on signal')
+
+RUNNING = []        # Nginx instances whose logs are checked after each test
+
+# XREGION_E2E_KEEP=1 keeps the nginx directories (logs) for a look afterwards
+KEEP = bool(os.environ.get('XREGION_E2E_KEEP'))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError('timed out after %.1fs waiting for %s'
+                         % (timeout, what))
+
+
+def port_open(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+WORKDIRS = []
+
+
+def make_workdir(name):
+    """A directory nginx's workers can use even when they run as nobody;
+    removed at the end of the session (kept with XREGION_E2E_KEEP=1)."""
+    d = tempfile.mkdtemp(prefix='xregion-%s-' % name)
+    os.chmod(d, 0o755)
+    WORKDIRS.append(d)
+    return d
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _remove_workdirs():
+    yield
+    for g in list(RUNNING):
+        g.stop()
+    if not KEEP:
+        for d in WORKDIRS:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- the module -------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def module_so():
+    p = subprocess.run([os.path.join(ROOT, 'tools', 'build-module.sh')],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, 'module build failed:\n%s%s' % (p.stdout,
+                                                               p.stderr)
+    assert os.path.exists(MODULE_SO)
+    return MODULE_SO
+
+
+# ---- the simulator ----------------------------------------------------------
+
+class Sim:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.ports_file = os.path.join(workdir, 'ports.json')
+        self.stderr = open(os.path.join(workdir, 'sim.log'), 'wb')
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'tests', 'sim', 'xrsim.py'),
+             '--config', CONFIG_DIR, '--host', '127.0.0.1',
+             '--ports-file', self.ports_file],
+            stdout=self.stderr, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.ports_file)
+                 or self.proc.poll() is not None, 30, 'the simulator')
+        assert self.proc.poll() is None, 'xrsim exited: %s' % self.log_text()
+        with open(self.ports_file) as f:
+            info = json.load(f)
+        self.control = info['control']
+        self.ports = info['profiles']
+        self.config = xrsim.Config(CONFIG_DIR)
+
+    def log_text(self):
+        with open(os.path.join(self.workdir, 'sim.log'), 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+    def _call(self, method, path, obj=None):
+        data = json.dumps(obj).encode() if obj is not None else None
+        req = urllib.request.Request('http://127.0.0.1:%d%s'
+                                     % (self.control, path),
+                                     data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read().decode('utf-8'))
+
+    def fault(self, profile, mode, ms=None, count=1):
+        spec = {'profile': profile, 'mode': mode}
+        if ms is not None:
+            spec['ms'] = ms
+        if count is not None:
+            spec['count'] = count
+        return self._call('POST', '/_sim/fault', spec)
+
+    def clear_faults(self):
+        self._call('POST', '/_sim/fault', {'profile': '*', 'mode': 'none'})
+
+    def log(self, profile=None, txn=None):
+        q = []
+        if profile:
+            q.append('profile=' + profile)
+        if txn:
+            q.append('txn=' + txn)
+        return self._call('GET', '/_sim/log' + ('?' + '&'.join(q) if q else ''))
+
+    def received(self, profile, msg_id):
+        """The log entries of profile whose request had this message id."""
+        return [e for e in self.log(profile) if e.get('msg_id') == msg_id]
+
+    def codec(self, profile):
+        return xrsim.Codec(self.config.profiles[profile])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.stderr.close()
+
+
+@pytest.fixture(scope='session')
+def sim():
+    workdir = make_workdir('sim')
+    s = Sim(workdir)
+    yield s
+    s.stop()
+
+
+# ---- nginx ------------------------------------------------------------------
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class Nginx:
+    def __init__(self, prefix, conf_text, port):
+        self.prefix = prefix
+        self.port = port
+        self.conf = os.path.join(prefix, 'nginx.conf')
+        self.proc = None
+        self.log_offset = 0
+        with open(self.conf, 'w') as f:
+            f.write(conf_text)
+
+    @property
+    def error_log(self):
+        return os.path.join(self.prefix, 'error.log')
+
+    def run(self, *args, timeout=30):
+        return subprocess.run([NGINX, '-p', self.prefix, '-c', self.conf]
+                              + list(args), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def test(self):
+        return self.run('-t')
+
+    def start(self):
+        t = self.test()
+        assert t.returncode == 0, 'nginx -t failed:\n%s' % t.stderr
+        self.out = open(os.path.join(self.prefix, 'nginx.out'), 'wb')
+        self.proc = subprocess.Popen(
+            [NGINX, '-p', self.prefix, '-c', self.conf, '-g', 'daemon off;'],
+            stdout=self.out, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None,
+                 15, 'nginx on port %d' % self.port)
+        assert self.proc.poll() is None, 'nginx exited:\n%s' % self.log()
+        RUNNING.append(self)
+        return self
+
+    def reload(self):
+        p = self.run('-s', 'reload')
+        assert p.returncode == 0, 'nginx -s reload failed:\n%s' % p.stderr
+
+    def stop(self):
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc:
+            self.out.close()
+
+    def log(self):
+        try:
+            with open(self.error_log, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except FileNotFoundError:
+            return ''
+
+    def new_log(self):
+        """The error log written since the last call."""
+        text = self.log()
+        new = text[self.log_offset:]
+        self.log_offset = len(text)
+        return new
+
+    def bad_lines(self, text=None):
+        text = self.log() if text is None else text
+        return [ln for ln in text.splitlines() if BAD_LOG.search(ln)]
+
+    def post(self, path, body, caller=None, headers=None, timeout=20,
+             method='POST', port=None):
+        h = {'Content-Type': 'application/octet-stream'}
+        if caller:
+            h['X-Xregion-Caller'] = caller
+        if headers:
+            h.update(headers)
+        c = http.client.HTTPConnection('127.0.0.1', port or self.port,
+                                       timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            return Answer(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+
+def render_example(module, ports, prefix, gateway_port, extra_http='',
+                   edit=None):
+    """nginx.conf.example filled in; extra_http goes at the end of http{}."""
+    with open(EXAMPLE) as f:
+        text = f.read()
+    if edit:
+        text = edit(text)
+    values = {'XREGION_MODULE': module, 'XREGION_CONFIG': CONFIG_DIR,
+              'PREFIX': prefix, 'GATEWAY_PORT': gateway_port}
+    conf = renderer.render(text, values, ports)
+    end = conf.rstrip().rfind('}')
+    assert end > 0
+    return conf[:end] + extra_http + conf[end:]
+
+
+# A second server in the example's http{}: endpoints whose internal
+# locations have short timeouts and small limits, for the faults.
+PROXY_COMMON = '''
+            internal;
+            proxy_pass_request_headers  off;
+            proxy_set_header  Content-Type      $xregion_dest_content_type;
+            proxy_set_header  X-Xregion-Msg-Id  $xregion_msg_id;
+            proxy_http_version  1.1;
+            proxy_set_header  Connection        "";
+            proxy_pass  http://$xregion_upstream$xregion_dest_path;
+            proxy_connect_timeout  2s;
+'''
+
+TEST_SERVER = '''
+    # ---- tests/e2e: a second server with short timeouts and small limits
+    server {
+        listen  127.0.0.1:%(port)d;
+
+        location /xr/medical/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_fast;
+        }
+        location /xr/transit/ {
+            xregion transit;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_fast;
+        }
+        location /xr/gov/ {
+            xregion gov;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_fast;
+        }
+        location /deadline/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_slow;
+            xregion_timeout 1s;
+        }
+        location /small/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_max_body 2k;
+        }
+        location /static/ {
+            xregion medical;
+            xregion_caller_profile shanghai.medical;
+            xregion_pass /_fast;
+        }
+        location /noproxy/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_nowhere;
+        }
+        location /tiny/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_tiny;
+        }
+
+        location /_fast/ {
+%(proxy)s
+            subrequest_output_buffer_size  1m;
+            proxy_read_timeout  1s;
+        }
+        location /_slow/ {
+%(proxy)s
+            subrequest_output_buffer_size  1m;
+            proxy_read_timeout  6s;
+        }
+        location /_tiny/ {
+%(proxy)s
+            subrequest_output_buffer_size  64;
+            proxy_read_timeout  5s;
+        }
+    }
+'''
+
+
+@pytest.fixture(scope='session')
+def gateway(module_so, sim):
+    prefix = make_workdir('gateway')
+    port, test_port = free_port(), free_port()
+    conf = render_example(module_so, sim.ports, prefix, port,
+                          TEST_SERVER % {'port': test_port,
+                                         'proxy': PROXY_COMMON})
+    g = Nginx(prefix, conf, port).start()
+    wait_for(lambda: port_open(test_port), 10, 'the test server')
+    g.test_port = test_port
+    yield g
+    g.stop()
+    bad = g.bad_lines()
+    assert not bad, 'nginx error log:\n' + '\n'.join(bad)
+
+
+@pytest.fixture(autouse=True)
+def _error_log_guard():
+    for g in RUNNING:
+        g.new_log()
+    yield
+    bad = []
+    for g in list(RUNNING):
+        bad += g.bad_lines(g.new_log())
+    assert not bad, 'nginx error log:\n' + '\n'.join(bad)
+
+
+def b64(s):
+    return base64.b64decode(s) if s else b''
