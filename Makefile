@@ -26,7 +26,7 @@ section = printf '\n==== %s ====\n' '$(1)'
 # the steps of check run in the order written, even under make -j
 .NOTPARALLEL:
 
-.PHONY: all deps build unit asan fuzz-build fuzz fuzz-smoke valgrind-cli module e2e \
+.PHONY: all deps build unit asan fuzz-build fuzz fuzz-smoke valgrind-cli module e2e demo-translate \
 	check demo bench clean
 
 all: build
@@ -103,7 +103,14 @@ e2e: build
 
 check: deps build unit asan fuzz-smoke valgrind-cli module e2e
 
-demo: build
+# The running gateway: simulators and nginx with the module on 127.0.0.1,
+# the endpoints and one call per domain; Ctrl-C stops everything.
+demo: build module
+	@$(call section,demo: the gateway (Ctrl-C stops it))
+	@tools/demo.sh
+
+# Offline: example messages translated between regions, side by side.
+demo-translate: build
 	@$(call section,demo: translations between regions)
 	@tools/demo-translate.sh $(XREGION_BIN)
 
