@@ -48,7 +48,7 @@ run() {
 : >"$log"
 
 # configure again when the module's file list could have changed
-stamp=$( { cat "$repo/module/config";
+stamp=$( { cat "$repo/module/config" "$0";
            ls "$repo"/module/*.c "$repo"/core/*.[ch] "$repo"/adapters/*.[ch]; } \
          | md5sum | cut -d' ' -f1 )
 
@@ -56,7 +56,11 @@ cd "$out"
 
 if [ ! -f objs/Makefile ] || [ "$(cat objs/.xregion-stamp 2>/dev/null)" != "$stamp" ]
 then
-    run ./configure --with-compat --add-dynamic-module="$repo/module"
+    # Build as Debian builds its nginx (nginx -V): -O2 and the hardening
+    # flags; nginx's own default would be -O, about a third slower here.
+    run ./configure --with-compat --add-dynamic-module="$repo/module" \
+        --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
+-Werror=format-security -fPIC -D_FORTIFY_SOURCE=2"
 
     # The module's own files build with nginx's -Werror.  core/ and
     # adapters/ are the library's, written and tested under CMake's -Wall

@@ -317,6 +317,19 @@ def test_settle_twice_is_one_settlement(sim, pname):
     assert len(state(sim)['settlements'][pname]) == 2
 
 
+def test_concurrent_settles_recorded_once(sim):
+    import concurrent.futures
+    pname = pairs_for('settle', 'medical')[0]
+    body = read(fixture_file(pname, 'settle'))
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(lambda _: post(sim, pname, 'settle', body),
+                              range(32)))
+    assert {r[0] for r in results} == {200}
+    assert len({r[2] for r in results}) == 1
+    recs = state(sim)['settlements'][pname]
+    assert len(recs) == 1 and recs[0]['receipts'] == 32
+
+
 @pytest.mark.parametrize('pname', [p for p in pairs_for('settle_reversal', 'medical')
                                    if fixture_file(p, 'settle')])
 def test_reversal_recorded_once(sim, pname):

@@ -1026,6 +1026,14 @@ def xml_serialize(w, charset):
 # ---------------------------------------------------------------------------
 # wire trees: fixed
 
+class BadField:
+    """A fixed field that did not decode: an error only if something reads it
+    (an unmapped field, e.g. a constant version byte, is ignored)."""
+
+    def __init__(self, err):
+        self.err = err
+
+
 class FixedWire:
     def __init__(self, values=None, lists=None):
         self.values = {} if values is None else values   # name -> text
@@ -1035,6 +1043,8 @@ class FixedWire:
         v = self.values.get('.'.join(path))
         if v is None:
             return None
+        if isinstance(v, BadField):
+            raise v.err
         return v, None
 
     def get_list(self, path):
@@ -1065,6 +1075,14 @@ def encode_text(s, charset, what='answer'):
     except UnicodeEncodeError as e:
         raise XRError('XR-CHARSET', '%s: a character cannot be written in %s'
                       ' (%r)' % (what, charset.upper(), s[e.start:e.end]))
+
+
+def fixed_get_lazy(f, buf, base, charset):
+    """fixed_get, with a decoding error kept for whoever reads the field."""
+    try:
+        return fixed_get(f, buf, base, charset)
+    except XRError as e:
+        return BadField(e)
 
 
 def fixed_get(f, buf, base, charset):
@@ -1485,7 +1503,7 @@ class Codec:
         if len(body) < hsize:
             raise XRError('XR-TRUNCATED', 'the body has %d bytes, the %s header'
                           ' %d' % (len(body), direction, hsize))
-        hvals = {f.name: fixed_get(f, body, 0, p.charset) for f in hdr.fields}
+        hvals = {f.name: fixed_get_lazy(f, body, 0, p.charset) for f in hdr.fields}
         wire = FixedWire(dict(hvals))
         tx = self._find_txn(direction, wire, txn, canon)
         self.decode_ops(p.env[direction], wire, canon)
@@ -1499,11 +1517,13 @@ class Codec:
             raise XRError('XR-TRUNCATED', 'the body has %d bytes, %s %s needs %d'
                           % (len(body), tx.name, direction, need))
         for f in lay.fields:
-            wire.values[f.name] = fixed_get(f, body, hsize, p.charset)
+            wire.values[f.name] = fixed_get_lazy(f, body, hsize, p.charset)
         pos = need
         for rec in lay.records:
             if rec.count:
                 cv = wire.values.get(rec.count, '')
+                if isinstance(cv, BadField):
+                    raise cv.err
                 if not cv.isdigit():
                     raise XRError('XR-FIELD-FORMAT', 'record count %s is "%s"'
                                   % (rec.count, cv))
@@ -1522,7 +1542,7 @@ class Codec:
             items = []
             for i in range(n):
                 base = pos + i * rec.size
-                items.append(FixedWire({f.name: fixed_get(f, body, base, p.charset)
+                items.append(FixedWire({f.name: fixed_get_lazy(f, body, base, p.charset)
                                         for f in rec.fields}))
             wire.lists[rec.name] = items
             pos += n * rec.size
