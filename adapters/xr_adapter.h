@@ -34,6 +34,7 @@
 #define XR_ADAPTER_TEXT      0x01   /* a text format: charset applies */
 #define XR_ADAPTER_NUMBERS   0x02   /* has a number type (JSON) */
 #define XR_ADAPTER_LAYOUT    0x04   /* needs the profile's layouts (fixed) */
+#define XR_ADAPTER_UNIQUE    0x08   /* decoded objects never repeat a key */
 
 struct xr_adapter_s {
     unsigned        version;        /* XR_ADAPTER_VERSION */

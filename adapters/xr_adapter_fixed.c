@@ -86,7 +86,7 @@ const xr_adapter_t  xr_adapter_fixed = {
     XR_ADAPTER_VERSION,
     "fixed",
     "application/octet-stream",
-    XR_ADAPTER_LAYOUT,
+    XR_ADAPTER_LAYOUT | XR_ADAPTER_UNIQUE,
     NULL,
     NULL,
     xr_fixed_decode,

@@ -129,7 +129,7 @@ const xr_adapter_t  xr_adapter_json = {
     XR_ADAPTER_VERSION,
     "json",
     "application/json",
-    XR_ADAPTER_TEXT | XR_ADAPTER_NUMBERS,
+    XR_ADAPTER_TEXT | XR_ADAPTER_NUMBERS | XR_ADAPTER_UNIQUE,
     NULL,
     NULL,
     xr_json_decode,

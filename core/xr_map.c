@@ -31,22 +31,38 @@
 typedef struct {
     xr_str_t        parent;
     xr_node_t      *node;       /* NULL: the parent is absent */
+    xr_member_t    *hint;       /* last member found in node */
     unsigned        valid:1;
+    unsigned        ordered:1;  /* keys are unique: search from hint */
 } xr_path_cache_t;
 
 
 static const xr_node_t *
 xr_cached_get(const xr_node_t *root, const xr_map_t *m, xr_path_cache_t *pc)
 {
+    /*
+     * pc->hint is NULL-initialised per object and only used where keys are
+     * unique: JSON and fixed-width readers refuse repeated keys, XML may
+     * repeat elements and the first must be read (pc->ordered == 0).
+     */
     if (m->wire_parent.len == 0) {
         return xr_object_get(root, m->wire_key);
     }
-    if (!pc->valid || xr_str_cmp(pc->parent, m->wire_parent) != 0) {
+    /* parents are interned at load: equal paths share their bytes */
+    if (!pc->valid
+        || (pc->parent.data != m->wire_parent.data
+            && xr_str_cmp(pc->parent, m->wire_parent) != 0))
+    {
         pc->parent = m->wire_parent;
         pc->node = xr_node_path_get(root, m->wire_parent);
+        pc->hint = NULL;
         pc->valid = 1;
     }
-    return pc->node ? xr_object_get(pc->node, m->wire_key) : NULL;
+    if (pc->node == NULL) {
+        return NULL;
+    }
+    return pc->ordered ? xr_object_get_next(pc->node, m->wire_key, &pc->hint)
+                       : xr_object_get(pc->node, m->wire_key);
 }
 
 
@@ -59,7 +75,9 @@ xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, const xr_map_t *m,
     if (m->wire_parent.len == 0) {
         return xr_object_add(ctx, root, m->wire_key, value);
     }
-    if (pc->valid && pc->node && xr_str_cmp(pc->parent, m->wire_parent) == 0)
+    if (pc->valid && pc->node
+        && (pc->parent.data == m->wire_parent.data
+            || xr_str_cmp(pc->parent, m->wire_parent) == 0))
     {
         return xr_object_add(ctx, pc->node, m->wire_key, value);
     }
@@ -414,7 +432,9 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     xr_node_t       *v;
     size_t           i;
     int              rc;
-    xr_path_cache_t  pc = { xr_null_string, NULL, 0 };
+    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, 0, 0 };
+
+    pc.ordered = (p->adapter->flags & XR_ADAPTER_UNIQUE) != 0;
 
     for (i = 0; i < nmaps; i++) {
         m = &maps[i];
@@ -462,7 +482,9 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     xr_str_t            text;
     size_t              i;
     int                 rc;
-    xr_path_cache_t     pc = { xr_null_string, NULL, 0 };
+    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, 0, 0 };
+
+    pc.ordered = (p->adapter->flags & XR_ADAPTER_UNIQUE) != 0;
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];
@@ -831,7 +853,7 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     const xr_node_t *v;
     xr_node_t       *n;
     size_t           i;
-    xr_path_cache_t  pc = { xr_null_string, NULL, 0 };
+    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, 0, 0 };
 
     for (i = 0; i < nmaps; i++) {
         m = &maps[i];
@@ -884,7 +906,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     xr_str_t            text;
     xr_time_t           now;
     size_t              i;
-    xr_path_cache_t     pc = { xr_null_string, NULL, 0 };
+    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, 0, 0 };
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];

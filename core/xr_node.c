@@ -127,6 +127,38 @@ xr_object_get(const xr_node_t *obj, xr_str_t key)
 }
 
 
+xr_node_t *
+xr_object_get_next(const xr_node_t *obj, xr_str_t key, xr_member_t **hint)
+{
+    xr_member_t  *m, *start;
+
+    if (obj == NULL || obj->type != XR_NODE_OBJECT || key.len == 0) {
+        return NULL;
+    }
+
+    /* from the member after the last one found, round to it */
+    start = (*hint && (*hint)->next) ? (*hint)->next : obj->u.obj.first;
+
+    for (m = start; m; m = m->next) {
+        if (m->key.len == key.len && m->key.data[0] == key.data[0]
+            && memcmp(m->key.data, key.data, key.len) == 0)
+        {
+            *hint = m;
+            return m->value;
+        }
+    }
+    for (m = obj->u.obj.first; m && m != start; m = m->next) {
+        if (m->key.len == key.len && m->key.data[0] == key.data[0]
+            && memcmp(m->key.data, key.data, key.len) == 0)
+        {
+            *hint = m;
+            return m->value;
+        }
+    }
+    return NULL;
+}
+
+
 int
 xr_array_push(xr_ctx_t *ctx, xr_node_t *arr, xr_node_t *item)
 {

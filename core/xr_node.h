@@ -83,6 +83,14 @@ int xr_object_add(xr_ctx_t *ctx, xr_node_t *obj, xr_str_t key,
     xr_node_t *value);
 /* First member with that key, or NULL. */
 xr_node_t *xr_object_get(const xr_node_t *obj, xr_str_t key);
+/*
+ * The same, searching from the member after *hint (NULL: from the first)
+ * round to it, and leaving the member found in *hint: reading fields in
+ * the order the document has them costs one comparison each.  With
+ * repeated keys it may find another than the first.
+ */
+xr_node_t *xr_object_get_next(const xr_node_t *obj, xr_str_t key,
+    xr_member_t **hint);
 int xr_array_push(xr_ctx_t *ctx, xr_node_t *arr, xr_node_t *item);
 
 /*

@@ -1031,6 +1031,18 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
         n++;
     }
 
+    /* equal wire parents share their bytes: compared by pointer per field */
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < i; j++) {
+            if (maps[j].wire_parent.len
+                && xr_str_cmp(maps[j].wire_parent, maps[i].wire_parent) == 0)
+            {
+                maps[i].wire_parent.data = maps[j].wire_parent.data;
+                break;
+            }
+        }
+    }
+
     if (out) {
         out->maps = maps;
         out->nmaps = n;
