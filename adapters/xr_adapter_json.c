@@ -50,7 +50,7 @@
 #define XR_JSON_ITEMS       128
 
 /* an object with this many members gets a key index for duplicates */
-#define XR_JSON_INDEX_MIN   32
+#define XR_JSON_INDEX_MIN   12
 
 /* string bytes the writer escapes per reservation */
 #define XR_JSON_CHUNK       4096

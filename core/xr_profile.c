@@ -13,6 +13,7 @@
 #include "xr_profile.h"
 #include "xr_time.h"
 #include "xr_adapter.h"
+#include "xr_translate.h"
 
 
 typedef struct {
@@ -1780,6 +1781,14 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
     }
     if (p->ntxns == 0) {
         return xr_lerr(ld, 1, "profile has no txn");
+    }
+
+    /* the Content-Type of every message, built once */
+    {
+        xr_ctx_t  cctx;
+
+        xr_ctx_init(&cctx, ld->cfg->pool);
+        p->http_content_type = xr_profile_content_type(&cctx, p);
     }
     return XR_OK;
 }

@@ -199,6 +199,8 @@ typedef struct xr_profile_s {
     const xr_adapter_t *adapter;
     xr_charset_e        charset;
     xr_str_t            content_type;   /* overrides the adapter's */
+    xr_str_t            http_content_type;  /* with "; charset=", built
+                                               at load */
     xr_amount_unit_e    amount;         /* default for amount fields */
 
     xr_timefmt_t       *times;

@@ -177,6 +177,10 @@ xr_profile_content_type(xr_ctx_t *ctx, const xr_profile_t *p)
     const char  *base;
     xr_str_t     r;
 
+    if (p->http_content_type.len) {
+        return p->http_content_type;
+    }
+
     if (p->content_type.len) {
         base = p->content_type.data;
     } else {

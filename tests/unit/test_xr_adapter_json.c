@@ -121,7 +121,7 @@ test_adapter_table(void **state)
     assert_string_equal(xr_adapter_json.name, "json");
     assert_string_equal(xr_adapter_json.content_type, "application/json");
     assert_int_equal(xr_adapter_json.flags,
-                     XR_ADAPTER_TEXT | XR_ADAPTER_NUMBERS);
+                     XR_ADAPTER_TEXT | XR_ADAPTER_NUMBERS | XR_ADAPTER_UNIQUE);
 }
 
 
