@@ -114,14 +114,13 @@ demo-translate: build
 	@$(call section,demo: translations between regions)
 	@tools/demo-translate.sh $(XREGION_BIN)
 
-bench: build
-	@$(call section,bench)
-	@shopt -s nullglob; ran=0; \
-	for b in $(BUILD)/bench_*; do \
-	    [ -x "$$b" ] || continue; \
-	    echo "---- $$b"; "$$b"; ran=1; \
-	done; \
-	[ $$ran -eq 1 ] || echo "bench: no bench/bench_*.c yet: nothing to run"
+# Figures for docs/performance.md: the translation core per codec pair and
+# the 2 KB target, then the gateway against plain proxy_pass and return 200.
+bench: build module
+	@$(call section,bench: translation core)
+	@taskset -c 1 $(BUILD)/bench_translate
+	@$(call section,bench: gateway vs plain proxy_pass)
+	@$(PYTHON) bench/gateway_bench.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) fuzz-corpus .demo
