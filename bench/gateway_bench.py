@@ -72,12 +72,13 @@ def worker_pids(master_pid):
 
 
 def cpu_ticks(pids):
-    total = 0
+    user = system = 0
     for pid in pids:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])    # utime + stime
-    return total
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
 
 
 def parse_wrk(out):
@@ -244,9 +245,12 @@ wrk.headers["Content-Type"] = "application/json"
                  "--latency", "-s", lua, url],
                 capture_output=True, text=True, timeout=args.seconds + 30
             ).stdout
-            ticks = cpu_ticks(workers) - before
+            after = cpu_ticks(workers)
             r = parse_wrk(out)
-            r["cpu_us"] = ticks / hz * 1e6 / max(r["requests"], 1)
+            n = max(r["requests"], 1)
+            r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
+            r["sys_us"] = (after[1] - before[1]) / hz * 1e6 / n
+            r["cpu_us"] = r["user_us"] + r["sys_us"]
             results[name] = r
 
         # the translated answer must be right, or the figure means nothing
@@ -264,12 +268,13 @@ wrk.headers["Content-Type"] = "application/json"
     print("wrk -t1 -c%d -d%ds; gateway worker on CPU 0, wrk and the "
           "upstream on CPU 1; %s" % (args.connections, args.seconds,
                                      os.uname().release))
-    print("%-18s %10s %9s %9s %12s %7s" % ("", "req/s", "p50 ms", "p99 ms",
-                                          "CPU us/req", "errors"))
+    print("%-18s %10s %9s %9s %12s %12s %7s" % (
+        "", "req/s", "p50 ms", "p99 ms", "CPU us/req", "(user+sys)",
+        "errors"))
     for name, r in results.items():
-        print("%-18s %10.0f %9.3f %9.3f %12.1f %7d" % (
-            name, r["rps"], r["p50"], r["p99"], r["cpu_us"],
-            r["non2xx"]))
+        print("%-18s %10.0f %9.3f %9.3f %12.1f %5.1f+%-6.1f %7d" % (
+            name, r["rps"], r["p50"], r["p99"], r["cpu_us"], r["user_us"],
+            r["sys_us"], r["non2xx"]))
     if len(results) < 3:
         shutil.rmtree(tmp, ignore_errors=True)
         return 0

@@ -1445,6 +1445,101 @@ xr_parse_result(xr_loader_t *ld, const xr_cdir_t *d, xr_profile_t *p)
 }
 
 
+/*
+ * Two maps writing one wire path would make the encoder lose a value (or
+ * write a key twice), and a path that is another's parent cannot be both a
+ * value and an object: refused here, once, so the writers need not look.
+ * Slices only read.
+ */
+static int
+xr_check_wire_paths(xr_loader_t *ld, const xr_map_t **maps, size_t n)
+{
+    const xr_map_t  *a, *b;
+    size_t           i, j, k;
+
+    for (i = 0; i < n; i++) {
+        a = maps[i];
+        for (j = i + 1; j < n; j++) {
+            b = maps[j];
+            k = a->wire.len < b->wire.len ? a->wire.len : b->wire.len;
+            if (memcmp(a->wire.data, b->wire.data, k) != 0) {
+                continue;
+            }
+            if (a->wire.len == b->wire.len) {
+                return xr_lerr(ld, b->line, "wire path \"%.*s\" is also "
+                               "written at line %d", (int) b->wire.len,
+                               b->wire.data, a->line);
+            }
+            if ((a->wire.len > k && a->wire.data[k] == '.')
+                || (b->wire.len > k && b->wire.data[k] == '.'))
+            {
+                return xr_lerr(ld, b->line, "wire path \"%.*s\" and "
+                               "\"%.*s\" (line %d): a value cannot hold "
+                               "fields", (int) b->wire.len, b->wire.data,
+                               (int) a->wire.len, a->wire.data, a->line);
+            }
+        }
+    }
+    return XR_OK;
+}
+
+
+static int
+xr_check_txn_paths(xr_loader_t *ld, const xr_profile_t *p,
+    const xr_ptxn_t *t, int dir)
+{
+    const xr_map_t  **all, *m;
+    size_t            n = 0, i, cap;
+
+    cap = p->env[dir].nmaps + t->maps[dir].nmaps + 1;
+    all = xr_palloc(ld->cfg->pool, cap * sizeof(xr_map_t *));
+    if (all == NULL) {
+        return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    for (i = 0; i < p->env[dir].nmaps; i++) {
+        m = &p->env[dir].maps[i];
+        if (m->wire.len && (m->is_const || m->value.len == 0)) {
+            all[n++] = m;
+        }
+    }
+    for (i = 0; i < t->maps[dir].nmaps; i++) {
+        m = &t->maps[dir].maps[i];
+        if (m->wire.len && (m->is_const || m->value.len == 0)) {
+            all[n++] = m;
+        }
+    }
+    if (xr_check_wire_paths(ld, all, n) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    /* inside each list item the same holds */
+    for (i = 0; i < t->maps[dir].nmaps; i++) {
+        m = &t->maps[dir].maps[i];
+        if (m->nchildren) {
+            const xr_map_t  **kids;
+            size_t            k, nk = 0;
+
+            kids = xr_palloc(ld->cfg->pool,
+                             m->nchildren * sizeof(xr_map_t *));
+            if (kids == NULL) {
+                return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
+            }
+            for (k = 0; k < m->nchildren; k++) {
+                if (m->children[k].is_const
+                    || m->children[k].value.len == 0)
+                {
+                    kids[nk++] = &m->children[k];
+                }
+            }
+            if (xr_check_wire_paths(ld, kids, nk) != XR_OK) {
+                return XR_ERROR;
+            }
+        }
+    }
+    return XR_OK;
+}
+
+
 static int
 xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
 {
@@ -1781,6 +1876,15 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
     }
     if (p->ntxns == 0) {
         return xr_lerr(ld, 1, "profile has no txn");
+    }
+
+    for (j = 0; j < p->ntxns; j++) {
+        if (xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_REQUEST) != XR_OK
+            || xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_RESPONSE)
+               != XR_OK)
+        {
+            return XR_ERROR;
+        }
     }
 
     /* the Content-Type of every message, built once */
