@@ -29,10 +29,8 @@
 
 
 /* Longest part of a rejected text quoted in errstr. */
-#define XR_AMOUNT_QUOTE_MAX  40
 
 
-static void xr_amount_quote(xr_str_t text, char *buf, size_t size);
 static int xr_amount_fail(xr_ctx_t *ctx, xr_err_e err, xr_str_t text,
     const char *field, const char *what);
 
@@ -200,44 +198,15 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
 }
 
 
-/*
- * The text as it may be shown in errstr: at most XR_AMOUNT_QUOTE_MAX bytes,
- * anything but printable ASCII as '?' so that errstr stays valid UTF-8 and
- * readable whatever the region sent.
- */
-
-static void
-xr_amount_quote(xr_str_t text, char *buf, size_t size)
-{
-    size_t         i, n;
-    unsigned char  c;
-
-    n = text.len < XR_AMOUNT_QUOTE_MAX ? text.len : XR_AMOUNT_QUOTE_MAX;
-    if (n > size - 4) {
-        n = size - 4;
-    }
-
-    for (i = 0; i < n; i++) {
-        c = (unsigned char) text.data[i];
-        buf[i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
-    }
-
-    if (n < text.len) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-
-    buf[i] = '\0';
-}
 
 
 static int
 xr_amount_fail(xr_ctx_t *ctx, xr_err_e err, xr_str_t text, const char *field,
     const char *what)
 {
-    char  quoted[XR_AMOUNT_QUOTE_MAX + 4];
+    char  quoted[XR_QUOTE_MAX + 4];
 
-    xr_amount_quote(text, quoted, sizeof(quoted));
+    xr_quote(text, quoted, sizeof(quoted));
 
     return xr_fail(ctx, err, field, "amount \"%s\"%s%s %s", quoted,
                    field ? " of field " : "", field ? field : "", what);

@@ -411,3 +411,28 @@ xr_ctx_max_depth(const xr_ctx_t *ctx)
 {
     return ctx->max_depth ? ctx->max_depth : XR_DEFAULT_MAX_DEPTH;
 }
+
+
+void
+xr_quote(xr_str_t text, char *buf, size_t size)
+{
+    size_t         i, n;
+    unsigned char  c;
+
+    n = text.len < XR_QUOTE_MAX ? text.len : XR_QUOTE_MAX;
+    if (n > size - 4) {
+        n = size - 4;
+    }
+
+    for (i = 0; i < n; i++) {
+        c = (unsigned char) text.data[i];
+        buf[i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+    }
+
+    if (n < text.len) {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+
+    buf[i] = '\0';
+}

@@ -204,6 +204,14 @@ int xr_fail(xr_ctx_t *ctx, xr_err_e err, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void xr_ctx_clear(xr_ctx_t *ctx);
 
+/*
+ * A value quoted in an error message: at most 40 bytes, printable ASCII,
+ * '?' for anything else, "..." when cut, so that errstr stays valid UTF-8
+ * and readable whatever a region sent.  buf gets a NUL-terminated string.
+ */
+#define XR_QUOTE_MAX  40
+void xr_quote(xr_str_t text, char *buf, size_t size);
+
 size_t xr_ctx_max_body(const xr_ctx_t *ctx);
 unsigned xr_ctx_max_depth(const xr_ctx_t *ctx);
 

@@ -24,7 +24,6 @@
 #include "xr_time.h"
 
 
-#define XR_TIME_QUOTE_MAX    40
 
 /* UTC+8, China Standard Time, has no daylight saving. */
 #define XR_TIME_OFFSET       (8 * 3600)
@@ -52,7 +51,6 @@ static int xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text,
     const char *field, int ms, xr_time_t *out);
 static int xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern,
     xr_str_t text, const char *field, xr_time_t *out);
-static void xr_time_quote(xr_str_t text, char *buf, size_t size);
 static int xr_time_fail(xr_ctx_t *ctx, xr_str_t text, const char *field,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -468,7 +466,7 @@ static int
 xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
     const char *field, xr_time_t *out)
 {
-    char       quoted[XR_TIME_QUOTE_MAX + 4];
+    char       quoted[XR_QUOTE_MAX + 4];
     size_t     pi, ti, k, digits;
     int        v, *dst, has_time, has_msec;
     xr_time_t  t;
@@ -594,47 +592,22 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
 
 mismatch:
 
-    xr_time_quote(pattern, quoted, sizeof(quoted));
+    xr_quote(pattern, quoted, sizeof(quoted));
 
     return xr_time_fail(ctx, text, field, "does not match \"%s\"", quoted);
 }
 
 
-/* As in xr_amount.c: at most 40 bytes, printable ASCII, '?' for the rest. */
-
-static void
-xr_time_quote(xr_str_t text, char *buf, size_t size)
-{
-    size_t         i, n;
-    unsigned char  c;
-
-    n = text.len < XR_TIME_QUOTE_MAX ? text.len : XR_TIME_QUOTE_MAX;
-    if (n > size - 4) {
-        n = size - 4;
-    }
-
-    for (i = 0; i < n; i++) {
-        c = (unsigned char) text.data[i];
-        buf[i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
-    }
-
-    if (n < text.len) {
-        memcpy(buf + i, "...", 3);
-        i += 3;
-    }
-
-    buf[i] = '\0';
-}
 
 
 static int
 xr_time_fail(xr_ctx_t *ctx, xr_str_t text, const char *field,
     const char *fmt, ...)
 {
-    char     quoted[XR_TIME_QUOTE_MAX + 4], what[128];
+    char     quoted[XR_QUOTE_MAX + 4], what[128];
     va_list  ap;
 
-    xr_time_quote(text, quoted, sizeof(quoted));
+    xr_quote(text, quoted, sizeof(quoted));
 
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
