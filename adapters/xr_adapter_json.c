@@ -50,7 +50,7 @@
 #define XR_JSON_ITEMS       128
 
 /* an object with this many members gets a key index for duplicates */
-#define XR_JSON_INDEX_MIN   12
+#define XR_JSON_INDEX_MIN   32
 
 /* string bytes the writer escapes per reservation */
 #define XR_JSON_CHUNK       4096
@@ -78,6 +78,8 @@ typedef struct {
     xr_node_t              *node;
     xr_member_t            *member;     /* object: the member being read */
     xr_json_index_t        *index;      /* object: NULL while small */
+    uint64_t                keys;       /* object: a bit per key while
+                                           small (xr_json_member) */
     size_t                  base;       /* array: first item on the stack */
 } xr_json_frame_t;
 
@@ -954,14 +956,28 @@ xr_json_member(xr_json_dec_t *d, xr_json_frame_t *f, xr_str_t key,
 {
     xr_node_t    *obj = f->node;
     xr_member_t  *m;
+    uint64_t      bit;
     int           rc;
 
     if (f->index == NULL) {
         if (obj->u.obj.count < XR_JSON_INDEX_MIN) {
-            if (xr_json_key_seen(obj->u.obj.first, NULL, key)) {
+            /*
+             * A bit of the key's length and end bytes: only when it is
+             * set already may the key be there.
+             */
+            bit = (uint64_t) 1 << ((key.len * 7
+                                    + (key.len ? (key.data[0] * 3u)
+                                                 ^ key.data[key.len - 1]
+                                               : 0))
+                                   & 63);
+            if ((f->keys & bit)
+                && xr_json_key_seen(obj->u.obj.first, NULL, key))
+            {
                 return xr_json_fault(d, XR_E_SYNTAX, at,
                                      "duplicate object key");
             }
+            f->keys |= bit;
+
         } else {
             f->index = xr_json_index_new(d->ctx->pool, obj->u.obj.first,
                                          NULL, obj->u.obj.count);
@@ -1056,6 +1072,7 @@ value:
         f->node = v;
         f->member = NULL;
         f->index = NULL;
+        f->keys = 0;
         f->base = d->nitems;
 
         p = xr_json_skip(p + 1);
@@ -1562,11 +1579,22 @@ xr_json_put_string(xr_json_out_t *w, xr_str_t s, xr_str_t key)
     for ( ;; ) {
 
         while (p < stop) {
-            if (end - p >= 8 && xr_json_special8(p) == 0) {
-                memcpy(o, p, 8);
-                o += 8;
-                p += 8;
-                continue;
+            if (end - p >= 8) {
+                if (xr_json_special8(p) == 0) {
+                    memcpy(o, p, 8);
+                    o += 8;
+                    p += 8;
+                    continue;
+                }
+
+            } else {
+                /* the last bytes: plain ones in a tight loop */
+                while (p < end && xr_json_plain[*p]) {
+                    *o++ = (char) *p++;
+                }
+                if (p == end) {
+                    break;
+                }
             }
 
             c = *p;
@@ -1744,29 +1772,34 @@ xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
             return XR_ERROR;
         }
 
-        /* a repeated key would lose a value at the receiver */
-        if (ix == NULL && i == XR_JSON_INDEX_MIN) {
-            ix = xr_json_index_new(w->ctx->pool, n->u.obj.first, m, i);
-            if (ix == NULL) {
-                return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+        /*
+         * a repeated key would lose a value at the receiver; the mapper's
+         * objects cannot have one (xr_node_t unique)
+         */
+        if (!n->unique) {
+            if (ix == NULL && i == XR_JSON_INDEX_MIN) {
+                ix = xr_json_index_new(w->ctx->pool, n->u.obj.first, m, i);
+                if (ix == NULL) {
+                    return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+                }
             }
-        }
 
-        if (ix) {
-            rc = xr_json_index_add(w->ctx->pool, ix, m);
-            if (rc == XR_ERROR) {
-                return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+            if (ix) {
+                rc = xr_json_index_add(w->ctx->pool, ix, m);
+                if (rc == XR_ERROR) {
+                    return xr_fail(w->ctx, XR_E_NOMEM, NULL, NULL);
+                }
+            } else {
+                rc = xr_json_key_seen(n->u.obj.first, m, m->key)
+                     ? XR_DECLINED : XR_OK;
             }
-        } else {
-            rc = xr_json_key_seen(n->u.obj.first, m, m->key) ? XR_DECLINED
-                                                               : XR_OK;
-        }
 
-        if (rc == XR_DECLINED) {
-            return xr_fail(w->ctx, XR_E_INTERNAL,
-                           xr_json_field(field, sizeof(field), m->key),
-                           "JSON: key \"%.*s\" repeated in an object",
-                           (int) m->key.len, m->key.data);
+            if (rc == XR_DECLINED) {
+                return xr_fail(w->ctx, XR_E_INTERNAL,
+                               xr_json_field(field, sizeof(field), m->key),
+                               "JSON: key \"%.*s\" repeated in an object",
+                               (int) m->key.len, m->key.data);
+            }
         }
 
         if (!xr_json_room(w, 1)) {

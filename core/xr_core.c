@@ -107,12 +107,12 @@ xr_pool_destroy(xr_pool_t *pool)
 }
 
 
-void *
-xr_palloc(xr_pool_t *pool, size_t size)
+/* A new block for what does not fit in the current one. */
+static void *
+xr_palloc_block(xr_pool_t *pool, size_t size)
 {
     xr_block_t  *b;
     size_t       need, bsize;
-    char        *p;
 
     /* checked before rounding up: xr_align() of a huge size wraps to 0 */
     if (size > SIZE_MAX - XR_BLOCK_HDR - XR_ALIGN) {
@@ -140,6 +140,33 @@ xr_palloc(xr_pool_t *pool, size_t size)
             b->next = pool->blocks;
             pool->blocks = b;
         }
+    }
+
+    b->used += need;
+    pool->used += need;
+
+    return b->data + b->used - need;
+}
+
+
+void *
+xr_palloc(xr_pool_t *pool, size_t size)
+{
+    xr_block_t  *b;
+    size_t       need;
+    char        *p;
+
+    b = pool->blocks;
+
+    /* the common case: room in the current block */
+    if (b == NULL || size > SIZE_MAX - XR_BLOCK_HDR - XR_ALIGN) {
+        return xr_palloc_block(pool, size);
+    }
+
+    need = xr_align(size ? size : 1);
+
+    if (b->size - b->used < need) {
+        return xr_palloc_block(pool, size);
     }
 
     p = b->data + b->used;

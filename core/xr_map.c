@@ -32,6 +32,7 @@ typedef struct {
     xr_str_t        parent;
     xr_node_t      *node;       /* NULL: the parent is absent */
     xr_member_t    *hint;       /* last member found in node */
+    xr_member_t    *root_hint;  /* last member found in the root */
     unsigned        valid:1;
     unsigned        ordered:1;  /* keys are unique: search from hint */
 } xr_path_cache_t;
@@ -46,7 +47,9 @@ xr_cached_get(const xr_node_t *root, const xr_map_t *m, xr_path_cache_t *pc)
      * repeat elements and the first must be read (pc->ordered == 0).
      */
     if (m->wire_parent.len == 0) {
-        return xr_object_get(root, m->wire_key);
+        return pc->ordered ? xr_object_get_next(root, m->wire_key,
+                                                &pc->root_hint)
+                           : xr_object_get(root, m->wire_key);
     }
     /* parents are interned at load: equal paths share their bytes */
     if (!pc->valid
@@ -81,12 +84,27 @@ xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, const xr_map_t *m,
     {
         return xr_object_add(ctx, pc->node, m->wire_key, value);
     }
-    if (xr_node_path_set(ctx, root, m->wire, value) != XR_OK) {
+
+    /* one walk: to the parent, made on the way when it is absent */
+    n = xr_node_path_get(root, m->wire_parent);
+    if (n == NULL) {
+        n = xr_node_new(ctx, XR_NODE_OBJECT);
+        if (n == NULL) {
+            return XR_ERROR;
+        }
+        n->unique = root->unique;
+        if (xr_node_path_set(ctx, root, m->wire_parent, n) != XR_OK) {
+            return XR_ERROR;
+        }
+    } else if (n->type != XR_NODE_OBJECT) {
+        /* the same failure as a walk would meet */
+        return xr_node_path_set(ctx, root, m->wire, value);
+    }
+    if (xr_object_add(ctx, n, m->wire_key, value) != XR_OK) {
         return XR_ERROR;
     }
-    n = xr_node_path_get(root, m->wire_parent);
     pc->parent = m->wire_parent;
-    pc->node = (n && n->type == XR_NODE_OBJECT) ? n : NULL;
+    pc->node = n;
     pc->valid = 1;
     return XR_OK;
 }
@@ -407,6 +425,9 @@ xr_decode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            xr_node_type_name(items[i]->type));
         }
         obj = xr_node_new(ctx, XR_NODE_OBJECT);
+        if (obj) {
+            obj->unique = 1;    /* one member per canon at most */
+        }
         if (obj == NULL
             || xr_decode_maps(ctx, p, m->children, m->nchildren, items[i],
                               obj, check_required) != XR_OK
@@ -432,7 +453,7 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     xr_node_t       *v;
     size_t           i;
     int              rc;
-    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, 0, 0 };
+    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
 
     pc.ordered = (p->adapter->flags & XR_ADAPTER_UNIQUE) != 0;
 
@@ -461,7 +482,7 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             }
             continue;
         }
-        if (xr_object_get(body, m->canon) != NULL) {
+        if (m->canon_again && xr_object_get(body, m->canon) != NULL) {
             continue;   /* two slices of one wire field: the first wins */
         }
         if (xr_object_add(ctx, body, m->canon, v) != XR_OK) {
@@ -482,7 +503,7 @@ xr_decode_env(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     xr_str_t            text;
     size_t              i;
     int                 rc;
-    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, 0, 0 };
+    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
 
     pc.ordered = (p->adapter->flags & XR_ADAPTER_UNIQUE) != 0;
 
@@ -572,6 +593,7 @@ xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     if (msg->body == NULL) {
         return XR_ERROR;
     }
+    msg->body->unique = 1;  /* one member per canon at most */
 
     if (xr_decode_env(ctx, p, dir, wire, msg, &code) != XR_OK) {
         return XR_ERROR;
@@ -818,6 +840,9 @@ xr_encode_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     }
     for (i = 0; i < v->u.arr.count; i++) {
         obj = xr_node_new(ctx, XR_NODE_OBJECT);
+        if (obj) {
+            obj->unique = 1;    /* the loader refuses repeated wire paths */
+        }
         if (obj == NULL
             || xr_encode_maps(ctx, p, m->children, m->nchildren,
                               v->u.arr.items[i], obj) != XR_OK
@@ -852,8 +877,9 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
     const xr_map_t  *m;
     const xr_node_t *v;
     xr_node_t       *n;
+    xr_member_t     *hint = NULL;
     size_t           i;
-    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, 0, 0 };
+    xr_path_cache_t  pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
 
     for (i = 0; i < nmaps; i++) {
         m = &maps[i];
@@ -868,7 +894,9 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             continue;   /* envelope handled elsewhere; slices decode only */
         }
 
-        v = xr_object_get(body, m->canon);
+        /* bodies decoded here have each canon once: search from the last */
+        v = body->unique ? xr_object_get_next(body, m->canon, &hint)
+                         : xr_object_get(body, m->canon);
         if (v == NULL) {
             if (m->required) {
                 return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
@@ -906,7 +934,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     xr_str_t            text;
     xr_time_t           now;
     size_t              i;
-    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, 0, 0 };
+    xr_path_cache_t     pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];
@@ -985,6 +1013,46 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 }
 
 
+/*
+ * The result and message fields are not among the paths the loader
+ * checks: a map may write one of them again.  The objects on such a path
+ * that hold its key twice lose their `unique` flag, so that the writer
+ * finds the repeated key as it would in any tree.
+ */
+static void
+xr_unique_path(xr_node_t *root, xr_str_t path)
+{
+    xr_node_t    *n = root, *next;
+    xr_member_t  *m;
+    xr_str_t      key;
+    size_t        i, seen;
+
+    while (n && n->type == XR_NODE_OBJECT && path.len) {
+        for (i = 0; i < path.len && path.data[i] != '.'; i++) {
+            /* void */
+        }
+        key.data = path.data;
+        key.len = i;
+        path.data += i < path.len ? i + 1 : i;
+        path.len -= i < path.len ? i + 1 : i;
+
+        next = NULL;
+        seen = 0;
+        for (m = n->u.obj.first; m; m = m->next) {
+            if (xr_str_cmp(m->key, key) == 0) {
+                if (seen++ == 0) {
+                    next = m->value;
+                }
+            }
+        }
+        if (seen > 1) {
+            n->unique = 0;
+        }
+        n = next;
+    }
+}
+
+
 /* The wire result code for an answer. */
 static xr_str_t
 xr_result_code(const xr_profile_t *p, const xr_msg_t *msg)
@@ -1017,11 +1085,18 @@ xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 {
     xr_node_t  *wire, *n;
     xr_str_t    code;
+    unsigned    added = 0;
 
     wire = xr_node_new(ctx, XR_NODE_OBJECT);
     if (wire == NULL) {
         return XR_ERROR;
     }
+    /*
+     * The loader refuses a profile that writes one wire path twice
+     * (xr_check_wire_paths): the objects built here have unique keys, but
+     * for the result and message fields, checked in xr_unique_path().
+     */
+    wire->unique = 1;
 
     if (xr_encode_env(ctx, p, msg, ptxn, wire) != XR_OK) {
         return XR_ERROR;
@@ -1030,11 +1105,14 @@ xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     if (msg->dir == XR_DIR_RESPONSE) {
         code = xr_result_code(p, msg);
         n = xr_wire_scalar(ctx, p, p->result_as, 0, code);
-        if (n == NULL
-            || (xr_node_path_get(wire, p->result_field) == NULL
-                && xr_node_path_set(ctx, wire, p->result_field, n) != XR_OK))
-        {
+        if (n == NULL) {
             return XR_ERROR;
+        }
+        if (xr_node_path_get(wire, p->result_field) == NULL) {
+            if (xr_node_path_set(ctx, wire, p->result_field, n) != XR_OK) {
+                return XR_ERROR;
+            }
+            added |= 1;
         }
         if (p->message_field.len
             && xr_node_path_get(wire, p->message_field) == NULL)
@@ -1046,6 +1124,7 @@ xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             {
                 return XR_ERROR;
             }
+            added |= 2;
         }
     }
 
@@ -1056,6 +1135,13 @@ xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
         {
             return XR_ERROR;
         }
+    }
+
+    if (added & 1) {
+        xr_unique_path(wire, p->result_field);
+    }
+    if (added & 2) {
+        xr_unique_path(wire, p->message_field);
     }
 
     *wire_out = wire;

@@ -13,11 +13,13 @@ xr_node_new(xr_ctx_t *ctx, xr_node_type_e type)
 {
     xr_node_t  *n;
 
-    n = xr_pcalloc(ctx->pool, sizeof(xr_node_t));
+    n = xr_palloc(ctx->pool, sizeof(xr_node_t));
     if (n == NULL) {
         xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
         return NULL;
     }
+    /* a constant size: the compiler writes the zeroes itself */
+    memset(n, 0, sizeof(xr_node_t));
     n->type = type;
     ctx->nodes++;
     return n;
@@ -247,7 +249,11 @@ xr_node_path_set(xr_ctx_t *ctx, xr_node_t *root, xr_str_t path,
         next = xr_object_get(n, key);
         if (next == NULL) {
             next = xr_node_new(ctx, XR_NODE_OBJECT);
-            if (next == NULL || xr_object_add(ctx, n, key, next) != XR_OK) {
+            if (next == NULL) {
+                return XR_ERROR;
+            }
+            next->unique = root->unique;
+            if (xr_object_add(ctx, n, key, next) != XR_OK) {
                 return XR_ERROR;
             }
         } else if (next->type != XR_NODE_OBJECT) {

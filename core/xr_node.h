@@ -49,6 +49,11 @@ struct xr_member_s {
 
 struct xr_node_s {
     xr_node_type_e  type;
+    /*
+     * OBJECT: its keys are known to be unique (set by the mapper on the
+     * wire trees it builds), so writers need not look for repeated keys.
+     */
+    unsigned        unique:1;
     union {
         int             b;
         xr_str_t        s;          /* STRING, NUMBER */
@@ -96,7 +101,8 @@ int xr_array_push(xr_ctx_t *ctx, xr_node_t *arr, xr_node_t *item);
 /*
  * Paths: dot-separated keys, "a.b.c".  In lookups a key repeated in an
  * object is seen as the first member.  xr_node_path_get() returns NULL when
- * a step is missing.  xr_node_path_set() creates the objects on the way.
+ * a step is missing.  xr_node_path_set() creates the objects on the way;
+ * they take the `unique` flag of the root.
  */
 xr_node_t *xr_node_path_get(const xr_node_t *root, xr_str_t path);
 int xr_node_path_set(xr_ctx_t *ctx, xr_node_t *root, xr_str_t path,

@@ -1484,6 +1484,27 @@ xr_check_wire_paths(xr_loader_t *ld, const xr_map_t **maps, size_t n)
 }
 
 
+/* Marks the maps whose canon an earlier map of the list has already. */
+static void
+xr_mark_canon_again(xr_map_t *maps, size_t n)
+{
+    size_t  i, j;
+
+    for (i = 0; i < n; i++) {
+        maps[i].canon_again = 0;
+        for (j = 0; j < i; j++) {
+            if (xr_str_cmp(maps[j].canon, maps[i].canon) == 0) {
+                maps[i].canon_again = 1;
+                break;
+            }
+        }
+        if (maps[i].nchildren) {
+            xr_mark_canon_again(maps[i].children, maps[i].nchildren);
+        }
+    }
+}
+
+
 static int
 xr_check_txn_paths(xr_loader_t *ld, const xr_profile_t *p,
     const xr_ptxn_t *t, int dir)
@@ -1879,6 +1900,10 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
     }
 
     for (j = 0; j < p->ntxns; j++) {
+        xr_mark_canon_again(p->txns[j].maps[XR_DIR_REQUEST].maps,
+                            p->txns[j].maps[XR_DIR_REQUEST].nmaps);
+        xr_mark_canon_again(p->txns[j].maps[XR_DIR_RESPONSE].maps,
+                            p->txns[j].maps[XR_DIR_RESPONSE].nmaps);
         if (xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_REQUEST) != XR_OK
             || xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_RESPONSE)
                != XR_OK)

@@ -134,6 +134,8 @@ struct xr_map_s {
     size_t              max;        /* wire length limit; 0 = schema's */
     unsigned            required:1; /* stricter than the schema */
     unsigned            is_const:1; /* `set`: a wire constant */
+    unsigned            canon_again:1;  /* an earlier map of its list has
+                                           the same canon (slices) */
     xr_str_t            value;      /* the constant */
     xr_map_t           *children;   /* list element mappings */
     size_t              nchildren;
