@@ -1,6 +1,6 @@
 # xregion: the two commands of README.md, and the steps they are made of.
 #
-#   make demo     build, then translate example messages between regions
+#   make demo     the running gateway: simulators and nginx with the module
 #   make check    everything CI runs: deps build unit asan fuzz-smoke
 #                 valgrind-cli module e2e
 #

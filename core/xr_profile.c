@@ -839,8 +839,9 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
 
         if (m->canon.len && m->canon.data[0] == '@') {
             if (!env_allowed) {
-                return xr_lerr(ld, d->line, "envelope field \"%.*s\" inside "
-                               "a list", XR_ARG(d, 1));
+                return xr_lerr(ld, d->line, "envelope field \"%.*s\" belongs "
+                               "in the request or response envelope block",
+                               XR_ARG(d, 1));
             }
             m->env = xr_env_by_name(m->canon);
             if (m->env == XR_ENV_NONE || m->env == XR_ENV_DOMAIN) {
@@ -849,6 +850,12 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
             }
             ft = (m->env == XR_ENV_TIME) ? XR_FT_DATETIME : XR_FT_STRING;
             sf = NULL;
+            if (xr_conf_opt(d, 3, "table", &v) || xr_conf_opt(d, 3, "slice", &v))
+            {
+                return xr_lerr(ld, d->line, "table= and slice= apply to body "
+                               "fields, not to envelope field \"%.*s\"",
+                               XR_ARG(d, 1));
+            }
         } else {
             sf = xr_sfield_find(fields, nfields, m->canon);
             if (sf == NULL) {
@@ -921,7 +928,8 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
                     }
                 }
             } else if (ft == XR_FT_LIST || ft == XR_FT_AMOUNT
-                       || ft == XR_FT_DATE || ft == XR_FT_DATETIME)
+                       || ft == XR_FT_INT || ft == XR_FT_DATE
+                       || ft == XR_FT_DATETIME)
             {
                 return xr_lerr(ld, d->line, "table= does not apply to "
                                "this field's type");
@@ -1362,7 +1370,7 @@ xr_parse_ptxn(xr_pload_t *pl, const xr_cdir_t *d, xr_ptxn_t *t)
                 pl->layouts[1] = t->layout[dir];
                 if (xr_parse_maps(pl, e->block, e->nblock,
                                   t->stxn->fields[dir],
-                                  t->stxn->nfields[dir], 1, NULL,
+                                  t->stxn->nfields[dir], 0, NULL,
                                   &t->maps[dir], NULL, NULL) != XR_OK)
                 {
                     return XR_ERROR;
@@ -1571,6 +1579,8 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
     xr_pload_t           pl;
     xr_str_t             errors_name = xr_null_string, v;
     int                  dir, has_time, pass, status_line = 0;
+    const xr_region_t   *given = NULL;
+    int                  given_line = 0;
 
     if (xr_load_file(ld, path, &dirs, &n) != XR_OK) {
         return XR_ERROR;
@@ -1674,10 +1684,9 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
                     return xr_lerr(ld, d->line, "unknown region \"%.*s\"",
                                    XR_ARG(d, 1));
                 }
-                if (p->name.len && xr_str_cmp(region->name, p->region_name)) {
-                    return xr_lerr(ld, d->line, "region \"%.*s\" does not "
-                                   "match the profile name", XR_ARG(d, 1));
-                }
+                /* checked against the name once both are known */
+                given = region;
+                given_line = d->line;
                 p->region = region->code;
 
             } else if (xr_dir_is(d, "description")) {
@@ -1818,6 +1827,12 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
         if (pass == 0) {
             if (p->name.len == 0) {
                 return xr_lerr(ld, 1, "no \"profile\" directive");
+            }
+            if (given && xr_str_cmp(given->name, p->region_name) != 0) {
+                return xr_lerr(ld, given_line, "region \"%.*s\" does not "
+                               "match the profile name \"%.*s\"",
+                               (int) given->name.len, given->name.data,
+                               (int) p->name.len, p->name.data);
             }
             if (p->region_name.len && p->region.data == NULL
                 && xr_config_region(ld->cfg, p->region_name) == NULL)
