@@ -13,8 +13,11 @@ then runs wrk (pinned to CPU 1) with the same request body against each,
 and prints requests/s, p50/p99 latency, worker CPU time per request (from
 /proc before and after each run) and the ratios.
 
-  python3 bench/gateway_bench.py [--seconds 8] [--connections 16]
+  python3 bench/gateway_bench.py [--seconds 8] [--connections 16] [--only NAME]
       [--caller shanghai.medical] [--dest jiangsu.medical] [--txn settle]
+
+XR_BENCH_CALLGRIND=<file> runs the gateway in one process under callgrind;
+XR_BENCH_STRACE=<prefix> counts the worker's system calls per location.
 """
 
 import argparse
@@ -98,6 +101,7 @@ def parse_wrk(out):
 
 
 PROFILE = os.environ.get("XR_BENCH_CALLGRIND")
+STRACE = os.environ.get("XR_BENCH_STRACE")
 
 
 def main():
@@ -238,6 +242,12 @@ wrk.headers["Content-Type"] = "application/json"
             # warm up keepalive connections and caches
             subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c4",
                             "-d1s", "-s", lua, url], capture_output=True)
+            if STRACE:
+                tracer = subprocess.Popen(
+                    ["strace", "-c", "-f", "-o", STRACE + "." + path.strip("/"),
+                     "-p", ",".join(str(w) for w in workers)],
+                    stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
             before = cpu_ticks(workers)
             out = subprocess.run(
                 ["taskset", "-c", "1", "wrk", "-t1",
@@ -246,6 +256,9 @@ wrk.headers["Content-Type"] = "application/json"
                 capture_output=True, text=True, timeout=args.seconds + 30
             ).stdout
             after = cpu_ticks(workers)
+            if STRACE:
+                tracer.send_signal(signal.SIGINT)
+                tracer.wait(10)
             r = parse_wrk(out)
             n = max(r["requests"], 1)
             r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
