@@ -216,8 +216,7 @@ ngx_http_xregion_answer_plain(ngx_http_request_t *r,
     p = ngx_vslprintf(raw, raw + sizeof(raw), fmt, args);
     va_end(args);
 
-    /* no quotes or backslashes left: the text goes into JSON as it is */
-    len = ngx_http_xregion_clean(text, raw, p - raw, 1);
+    len = ngx_http_xregion_clean(text, raw, p - raw, 0);
 
     ctx->outcome.data = (u_char *) info->name;
     ctx->outcome.len = ngx_strlen(info->name);
@@ -227,14 +226,19 @@ ngx_http_xregion_answer_plain(ngx_http_request_t *r,
 
     ngx_http_xregion_log(r, ctx, ngx_http_xregion_log_level(err), &msg);
 
+    /* the text keeps its quotes: they are escaped for JSON */
+
     body = ngx_pnalloc(r->pool, sizeof("{\"code\":\"\",\"message\":\"\"}\n")
-                                + ctx->outcome.len + len);
+                                + ctx->outcome.len + len
+                                + ngx_escape_json(NULL, text, len));
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(body, "{\"code\":\"%V\",\"message\":\"%*s\"}\n",
-                    &ctx->outcome, len, text);
+    p = ngx_sprintf(body, "{\"code\":\"%V\",\"message\":\"",
+                    &ctx->outcome);
+    p = (u_char *) ngx_escape_json(p, text, len);
+    p = ngx_cpymem(p, "\"}\n", 3);
 
     return ngx_http_xregion_send(r, info->http_status, type,
                                  (const char *) body, p - body);
@@ -322,8 +326,8 @@ static void
 ngx_http_xregion_log(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
     ngx_uint_t level, ngx_str_t *message)
 {
-    u_char     id[64];
-    ngx_str_t  msg_id, dash;
+    u_char     id[64], name[64];
+    ngx_str_t  msg_id, caller, dash;
 
     if (r->connection->log->log_level < level) {
         return;
@@ -336,13 +340,21 @@ ngx_http_xregion_log(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
                                         ngx_min(ctx->msg_id.len, sizeof(id)),
                                         1);
 
+    /* a caller profile chosen per request may be any header's bytes */
+
+    caller.data = name;
+    caller.len = ngx_http_xregion_clean(name, ctx->caller_name.data,
+                                        ngx_min(ctx->caller_name.len,
+                                                sizeof(name)),
+                                        1);
+
     ngx_log_error(level, r->connection->log, 0,
                   "xregion %V: %V%s%V%s, msg_id: \"%V\", caller: %V, "
                   "txn: %V, dest: %V %V, upstream: %V", &ctx->outcome,
                   message, ctx->detail.len ? " (" : "", &ctx->detail,
                   ctx->detail.len ? ")" : "",
                   msg_id.len ? &msg_id : &dash,
-                  ctx->caller_name.len ? &ctx->caller_name : &dash,
+                  caller.len ? &caller : &dash,
                   ctx->txn.len ? &ctx->txn : &dash,
                   ctx->dest_code.len ? &ctx->dest_code : &dash,
                   ctx->dest_name.len ? &ctx->dest_name : &dash,

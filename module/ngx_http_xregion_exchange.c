@@ -53,6 +53,7 @@ static ngx_str_t  ngx_http_xregion_post_method = ngx_string("POST");
 ngx_int_t
 ngx_http_xregion_handler(ngx_http_request_t *r)
 {
+    off_t                          size;
     ngx_int_t                      rc;
     ngx_str_t                      name;
     ngx_pool_cleanup_t            *cln;
@@ -151,6 +152,10 @@ ngx_http_xregion_handler(ngx_http_request_t *r)
     ngx_http_xregion_nstr(&ctx->caller_name, p->name);
 
     if (r->headers_in.content_length_n > (off_t) xlcf->max_body) {
+
+        /* discarding counts content_length_n down to what is still unread */
+        size = r->headers_in.content_length_n;
+
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
@@ -158,7 +163,7 @@ ngx_http_xregion_handler(ngx_http_request_t *r)
 
         return ngx_http_xregion_answer_error(r, ctx, XR_E_BODY_TOO_LARGE,
                    "message of %O bytes is larger than the limit of %uz",
-                   r->headers_in.content_length_n, xlcf->max_body);
+                   size, xlcf->max_body);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_xregion_body_handler);
@@ -697,6 +702,14 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     {
         ngx_http_xregion_detail(r, ctx, "%uz of %O bytes", ctx->sr_body.len,
                                 u->headers_in.content_length_n);
+
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+                   "the answer of %V was cut short", &ctx->dest_name);
+    }
+
+    if (!ctx->answer_done && !ctx->sr->header_only) {
+        ngx_http_xregion_detail(r, ctx, "%uz bytes, no end of the answer",
+                                ctx->sr_body.len);
 
         return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
                    "the answer of %V was cut short", &ctx->dest_name);

@@ -6,7 +6,8 @@
  *
  *   request body filter   the caller's body, held to xregion_max_body
  *   header + body filter  the destination's answer in the exchange's
- *                         subrequest, held to subrequest_output_buffer_size
+ *                         subrequest, held to subrequest_output_buffer_size;
+ *                         the body filter also notes that the answer ended
  *
  * They act only on requests with an xregion context; every other request
  * passes straight through.
@@ -172,6 +173,20 @@ ngx_http_xregion_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (ctx == NULL || ctx->sr != r) {
         return ngx_http_next_body_filter(r, in);
+    }
+
+    /*
+     * An answer that fails after its header (the destination closes the
+     * connection or stops sending mid-body) is ended by nginx with a flush,
+     * and the subrequest is finalized with NGX_OK all the same: only the
+     * last buffer, sent when the answer is complete, tells the two apart
+     * when there is no Content-Length to compare with.
+     */
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_in_chain || cl->buf->last_buf) {
+            ctx->answer_done = 1;
+        }
     }
 
     if (!ctx->answer_too_large) {

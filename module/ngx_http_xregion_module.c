@@ -245,8 +245,10 @@ ngx_http_xregion_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_xregion_loc_conf_t *prev = parent;
     ngx_http_xregion_loc_conf_t *conf = child;
 
-    /* domain is not inherited: only the location that says `xregion` is an
-     * endpoint (its content handler is not inherited either) */
+    /*
+     * domain is not inherited: only the location that says `xregion` is an
+     * endpoint (its content handler is not inherited either)
+     */
 
     if (conf->caller == NULL) {
         conf->caller = prev->caller;

@@ -134,6 +134,7 @@ typedef struct {
     unsigned                    sr_done:1;
     unsigned                    connected:1;    /* reached the upstream */
     unsigned                    answer_too_large:1;
+    unsigned                    answer_done:1;  /* its last buffer came */
 
     off_t                       received;       /* request body bytes */
     off_t                       answered;       /* answer body bytes */

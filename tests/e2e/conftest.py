@@ -9,14 +9,18 @@ directory:
   sim         one simulator for the session (faults cleared after each test)
   gateway     nginx.conf.example rendered with the simulator's ports, plus a
               test server (render_example(), TEST_SERVER) for faults that
-              need other timeouts and limits
+              need other timeouts and limits, and a scripted destination
+              (gateway.scripted) for answers the simulator does not give
   Nginx       one nginx instance: start, reload, stop, post(), its error log
 
 After every test the error logs of the running instances are read: an
 [alert], [emerg] or sanitizer line fails the test.  Every wait is bounded.
+XREGION_E2E_VALGRIND=1 runs nginx under valgrind, whose reports count as
+such lines; XREGION_E2E_KEEP=1 keeps the nginx directories.
 """
 
 import base64
+import glob
 import http.client
 import importlib.util
 import json
@@ -28,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -55,10 +60,19 @@ def _load_renderer():
 
 renderer = _load_renderer()
 
-# lines that fail any test when they show up in an nginx error log
+# lines that fail any test when they show up in an nginx error log (or in
+# a valgrind log, with XREGION_E2E_VALGRIND)
 BAD_LOG = re.compile(r'\[alert\]|\[emerg\]|\[crit\]|AddressSanitizer|'
                      r'LeakSanitizer|runtime error:|Segmentation fault|'
-                     r'exited on signal')
+                     r'exited on signal|'
+                     r'==\d+== (Invalid (read|write|free)|Conditional jump|'
+                     r'Use of uninitialised|Syscall param|Mismatched free|'
+                     r'Source and destination overlap|Process terminating)')
+
+# XREGION_E2E_VALGRIND=1 runs every nginx started by the tests (master and
+# workers) under valgrind's memcheck; its reports are read with the error
+# logs, so a memory error fails the test that caused it
+VALGRIND = bool(os.environ.get('XREGION_E2E_VALGRIND'))
 
 RUNNING = []        # Nginx instances whose logs are checked after each test
 
@@ -225,7 +239,7 @@ class Nginx:
         self.port = port
         self.conf = os.path.join(prefix, 'nginx.conf')
         self.proc = None
-        self.log_offset = 0
+        self.log_offsets = {}
         with open(self.conf, 'w') as f:
             f.write(conf_text)
 
@@ -245,11 +259,14 @@ class Nginx:
         t = self.test()
         assert t.returncode == 0, 'nginx -t failed:\n%s' % t.stderr
         self.out = open(os.path.join(self.prefix, 'nginx.out'), 'wb')
-        self.proc = subprocess.Popen(
-            [NGINX, '-p', self.prefix, '-c', self.conf, '-g', 'daemon off;'],
-            stdout=self.out, stderr=subprocess.STDOUT)
+        cmd = [NGINX, '-p', self.prefix, '-c', self.conf, '-g', 'daemon off;']
+        if VALGRIND:
+            cmd = ['valgrind', '--quiet', '--error-limit=no',
+                   '--log-file=%s/valgrind.%%p' % self.prefix] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.out,
+                                     stderr=subprocess.STDOUT)
         wait_for(lambda: port_open(self.port) or self.proc.poll() is not None,
-                 15, 'nginx on port %d' % self.port)
+                 60 if VALGRIND else 15, 'nginx on port %d' % self.port)
         assert self.proc.poll() is None, 'nginx exited:\n%s' % self.log()
         RUNNING.append(self)
         return self
@@ -271,18 +288,29 @@ class Nginx:
         if self.proc:
             self.out.close()
 
+    def _logs(self):
+        """The error log, then what valgrind reported (XREGION_E2E_VALGRIND;
+        a report lands in its process's file as it happens)."""
+        paths = [self.error_log]
+        if VALGRIND:
+            paths += sorted(glob.glob(os.path.join(self.prefix,
+                                                   'valgrind.*')))
+        for path in paths:
+            try:
+                with open(path, 'rb') as f:
+                    yield path, f.read().decode('utf-8', 'replace')
+            except FileNotFoundError:
+                pass
+
     def log(self):
-        try:
-            with open(self.error_log, 'rb') as f:
-                return f.read().decode('utf-8', 'replace')
-        except FileNotFoundError:
-            return ''
+        return ''.join(text for _, text in self._logs())
 
     def new_log(self):
-        """The error log written since the last call."""
-        text = self.log()
-        new = text[self.log_offset:]
-        self.log_offset = len(text)
+        """What the logs got since the last call."""
+        new = ''
+        for path, text in self._logs():
+            new += text[self.log_offsets.get(path, 0):]
+            self.log_offsets[path] = len(text)
         return new
 
     def bad_lines(self, text=None):
@@ -380,6 +408,11 @@ TEST_SERVER = '''
             xregion_caller_profile $http_x_xregion_caller;
             xregion_pass /_tiny;
         }
+        location /scripted/ {
+            xregion medical;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_pass /_scripted;
+        }
 
         location /_fast/ {
 %(proxy)s
@@ -396,22 +429,87 @@ TEST_SERVER = '''
             subrequest_output_buffer_size  64;
             proxy_read_timeout  5s;
         }
+        location /_scripted/ {
+            internal;
+            proxy_http_version  1.1;
+            proxy_set_header  Connection  "";
+            proxy_pass  http://127.0.0.1:%(scripted)d;
+            subrequest_output_buffer_size  4k;
+            proxy_read_timeout  2s;
+        }
     }
 '''
+
+
+class ScriptedUpstream:
+    """A destination that answers whatever bytes a test gives it (then
+    closes the connection), for answers the simulator does not make: cut
+    short, chunked, too large without a Content-Length.  The location
+    /scripted/ of the test server goes to it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.answer = b'HTTP/1.1 500 Unset\r\nContent-Length: 0\r\n\r\n'
+        self.requests = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        try:
+            c.settimeout(5)
+            data = b''
+            while b'\r\n\r\n' not in data:
+                d = c.recv(65536)
+                if not d:
+                    return
+                data += d
+            head, _, body = data.partition(b'\r\n\r\n')
+            m = re.search(rb'(?i)\r\ncontent-length: *(\d+)', head)
+            want = int(m.group(1)) if m else 0
+            while len(body) < want:
+                d = c.recv(65536)
+                if not d:
+                    break
+                body += d
+            self.requests.append((head, body))
+            c.sendall(self.answer)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
 
 
 @pytest.fixture(scope='session')
 def gateway(module_so, sim):
     prefix = make_workdir('gateway')
     port, test_port = free_port(), free_port()
+    scripted = ScriptedUpstream()
     conf = render_example(module_so, sim.ports, prefix, port,
                           TEST_SERVER % {'port': test_port,
-                                         'proxy': PROXY_COMMON})
+                                         'proxy': PROXY_COMMON,
+                                         'scripted': scripted.port})
     g = Nginx(prefix, conf, port).start()
     wait_for(lambda: port_open(test_port), 10, 'the test server')
     g.test_port = test_port
+    g.scripted = scripted
     yield g
     g.stop()
+    scripted.stop()
     bad = g.bad_lines()
     assert not bad, 'nginx error log:\n' + '\n'.join(bad)
 

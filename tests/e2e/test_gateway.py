@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import glob
 import itertools
+import json
 import os
 import re
 import shutil
@@ -521,6 +522,9 @@ def test_caller_profile_per_request(gateway, sim):
     a = gateway.post('/xr/medical/', body, caller='nosuch.medical',
                      port=gateway.test_port)
     assert a.status == 400 and b'XR-PROFILE-UNKNOWN' in a.body
+    # the name keeps its quotes in the message, escaped as JSON
+    assert json.loads(a.body)['message'] == \
+        'unknown caller profile "nosuch.medical"'
     a = gateway.post('/xr/medical/', body, caller='shanghai.gov',
                      port=gateway.test_port)
     assert a.status == 400 and b'XR-DOMAIN-MISMATCH' in a.body
@@ -760,3 +764,121 @@ def test_conf_config_dir_missing(module_so, tmp_path):
     p, path, conf = nginx_t(module_so, config=str(tmp_path / 'nothing'))
     assert p.returncode != 0
     assert '%s:%d' % (path, line_of(conf, 'xregion_config')) in p.stderr
+
+
+# ---- answers the simulator does not give: a scripted destination -----------
+
+def real_answer(gateway, sim, caller='shanghai.medical', dest='jiangsu'):
+    """A destination's answer to a settle, as the simulator writes it."""
+    canon, body = build(sim, caller, 'medical', dest=dest)
+    a = gateway.post('/xr/medical/', body, caller=caller)
+    assert a.status == 200
+    e, = sim.received('%s.medical' % dest, canon['@msg_id'])
+    return b64(e['answer_b64'])
+
+
+def chunked(*parts):
+    return b''.join(b'%x\r\n%s\r\n' % (len(p), p) for p in parts if p)
+
+
+def scripted_exchange(gateway, sim, answer, caller='shanghai.medical'):
+    gateway.scripted.answer = answer
+    canon, body = build(sim, caller, 'medical', dest='jiangsu')
+    a = gateway.post('/scripted/', body, caller=caller,
+                     port=gateway.test_port)
+    return canon, a
+
+
+def test_scripted_chunked_answer(gateway, sim):
+    """A complete chunked answer (no Content-Length) is translated."""
+    ans = real_answer(gateway, sim)
+    canon, a = scripted_exchange(
+        gateway, sim, b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        + chunked(ans[:10], ans[10:]) + b'0\r\n\r\n')
+    assert a.status == 200, a.body[:300]
+    got = sim.codec('shanghai.medical').decode('response', a.body,
+                                               txn='settle')
+    assert got['@status'] == 'ok' and got['@msg_id'] == canon['@msg_id']
+
+
+def test_answer_cut_short_chunked(gateway, sim):
+    """A chunked answer that ends before its last chunk is cut short, as
+    one that ends before its Content-Length: XR-UPSTREAM-ERROR."""
+    ans = real_answer(gateway, sim)
+    canon, a = scripted_exchange(
+        gateway, sim, b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        + chunked(ans[:len(ans) // 2]))
+    expect_error(sim, 'shanghai.medical', a, 'XR-UPSTREAM-ERROR', 'settle',
+                 canon['@msg_id'], gateway)
+
+
+def test_answer_cut_short_content_length(gateway, sim):
+    ans = real_answer(gateway, sim)
+    canon, a = scripted_exchange(
+        gateway, sim, b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s'
+        % (len(ans), ans[:len(ans) // 2]))
+    expect_error(sim, 'shanghai.medical', a, 'XR-UPSTREAM-ERROR', 'settle',
+                 canon['@msg_id'], gateway)
+
+
+def test_answer_too_large_chunked(gateway, sim):
+    """Over subrequest_output_buffer_size (4k) with no Content-Length: the
+    body filter, not the header filter, refuses it."""
+    ans = real_answer(gateway, sim)
+    pad = b' ' * 2000
+    canon, a = scripted_exchange(
+        gateway, sim, b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+        + chunked(pad, pad, pad, ans) + b'0\r\n\r\n')
+    expect_error(sim, 'shanghai.medical', a, 'XR-UPSTREAM-BAD-ANSWER',
+                 'settle', canon['@msg_id'], gateway)
+
+
+def test_body_too_large_names_its_size(gateway, sim):
+    """The refusal of a Content-Length over the limit says how large the
+    body was (discarding it must not change the number)."""
+    caller = 'shanghai.medical'
+    body = b'{' + b' ' * 3000 + b'}'
+    # headers and body in one write: nginx reads the body with the headers
+    a = raw_exchange(gateway.test_port,
+                     b'POST /small/ HTTP/1.1\r\nHost: x\r\n'
+                     b'X-Xregion-Caller: %s\r\nContent-Length: %d\r\n'
+                     b'Connection: close\r\n\r\n%s'
+                     % (caller.encode(), len(body), body))
+    ans = expect_error(sim, caller, a, 'XR-BODY-TOO-LARGE', gw=gateway)
+    assert 'message of 3002 bytes' in ans.get('@err_msg', ''), ans
+
+
+def raw_exchange(port, data):
+    """One request written at once; the answer read to the connection's
+    end."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=20)
+    try:
+        s.sendall(data)
+        out = b''
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    finally:
+        s.close()
+    head, _, body = out.partition(b'\r\n\r\n')
+    status = int(head.split()[1])
+    ct = re.search(rb'(?i)content-type: *([^\r]*)', head).group(1).decode()
+    return Answer(status, [('Content-Type', ct)], body)
+
+
+def test_caller_name_is_clean_in_the_log(gateway, sim):
+    """A caller profile chosen per request comes from the caller's bytes:
+    the log line does not carry its control characters."""
+    canon, body = build(sim, 'shanghai.medical', 'medical', dest='jiangsu')
+    a = raw_exchange(gateway.test_port,
+                     b'POST /xr/medical/ HTTP/1.1\r\nHost: x\r\n'
+                     b'X-Xregion-Caller: evil\x1b[31m.medical\r\n'
+                     b'Content-Length: %d\r\nConnection: close\r\n\r\n%s'
+                     % (len(body), body))
+    assert a.status == 400 and b'XR-PROFILE-UNKNOWN' in a.body
+    lines = [ln for ln in gateway.log().splitlines()
+             if 'XR-PROFILE-UNKNOWN' in ln and 'evil' in ln]
+    assert lines
+    assert not any('\x1b' in ln for ln in lines), lines[-1]
