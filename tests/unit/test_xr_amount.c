@@ -10,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "xr_test.h"
+
 #include "xr_amount.h"
 
 
@@ -193,37 +195,6 @@ static const xr_format_case_t  xr_format_cases[] = {
     { INT64_MAX, XR_AMOUNT_FEN, NULL },
     { INT64_MIN, XR_AMOUNT_FEN, NULL },
 };
-
-
-typedef struct {
-    xr_pool_t  *pool;
-    xr_ctx_t    ctx;
-} xr_env_t;
-
-
-static int
-setup(void **state)
-{
-    xr_env_t  *env;
-
-    env = test_calloc(1, sizeof(xr_env_t));
-    env->pool = xr_pool_create(0);
-    assert_non_null(env->pool);
-    xr_ctx_init(&env->ctx, env->pool);
-    *state = env;
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    xr_env_t  *env = *state;
-
-    xr_pool_destroy(env->pool);
-    test_free(env);
-    return 0;
-}
 
 
 static int
@@ -552,17 +523,13 @@ int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
-        cmocka_unit_test_setup_teardown(test_parse_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_length_bound, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_parse_messages, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_parse_first_error_wins, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_format_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_yuan_exhaustive, setup,
-                                        teardown),
+        xr_env_test(test_parse_table),
+        xr_env_test(test_parse_length_bound),
+        xr_env_test(test_parse_messages),
+        xr_env_test(test_parse_first_error_wins),
+        xr_env_test(test_format_table),
+        xr_env_test(test_roundtrip),
+        xr_env_test(test_yuan_exhaustive),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,42 +12,13 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "xr_test.h"
+
 #include "xr_core.h"
 #include "xr_node.h"
 
 
 #define xr_aligned16(p)  (((uintptr_t) (p) & 15) == 0)
-
-
-typedef struct {
-    xr_pool_t  *pool;
-    xr_ctx_t    ctx;
-} xr_env_t;
-
-
-static int
-setup(void **state)
-{
-    xr_env_t  *env;
-
-    env = test_calloc(1, sizeof(xr_env_t));
-    env->pool = xr_pool_create(0);
-    assert_non_null(env->pool);
-    xr_ctx_init(&env->ctx, env->pool);
-    *state = env;
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    xr_env_t  *env = *state;
-
-    xr_pool_destroy(env->pool);
-    test_free(env);
-    return 0;
-}
 
 
 /* ---- pool ------------------------------------------------------------- */
@@ -997,20 +968,18 @@ main(void)
         cmocka_unit_test(test_pool_large),
         cmocka_unit_test(test_pool_helpers),
         cmocka_unit_test(test_pool_foreign),
-        cmocka_unit_test_setup_teardown(test_buf_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_buf_printf_long, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_buf_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail_first_wins, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_defaults, setup, teardown),
+        xr_env_test(test_buf_growth),
+        xr_env_test(test_buf_printf_long),
+        xr_env_test(test_buf_limit),
+        xr_env_test(test_fail_first_wins),
+        xr_env_test(test_ctx_defaults),
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_str),
-        cmocka_unit_test_setup_teardown(test_node_object, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_array, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_dump, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_equal, setup, teardown),
+        xr_env_test(test_node_object),
+        xr_env_test(test_node_array),
+        xr_env_test(test_node_path),
+        xr_env_test(test_node_dump),
+        xr_env_test(test_node_equal),
         cmocka_unit_test(test_node_type_name),
     };
 

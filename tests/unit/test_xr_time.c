@@ -12,18 +12,14 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "xr_test.h"
+
 #include "xr_time.h"
 
 
 #define DT   "%Y-%m-%d %H:%M:%S"
 #define DTL  "%Y-%m-%d %H:%M:%S.%L"
 #define D8   "%Y%m%d"
-
-
-typedef struct {
-    xr_pool_t  *pool;
-    xr_ctx_t    ctx;
-} xr_env_t;
 
 
 typedef struct {
@@ -121,31 +117,6 @@ static const xr_time_case_t  xr_time_cases[] = {
     BAD(D8, "2024x229"),
     BAD(D8, "\xef\xbc\x92" "02412"),
 };
-
-
-static int
-setup(void **state)
-{
-    xr_env_t  *env;
-
-    env = test_calloc(1, sizeof(xr_env_t));
-    env->pool = xr_pool_create(0);
-    assert_non_null(env->pool);
-    xr_ctx_init(&env->ctx, env->pool);
-    *state = env;
-    return 0;
-}
-
-
-static int
-teardown(void **state)
-{
-    xr_env_t  *env = *state;
-
-    xr_pool_destroy(env->pool);
-    test_free(env);
-    return 0;
-}
 
 
 static int
@@ -776,20 +747,16 @@ int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
-        cmocka_unit_test_setup_teardown(test_parse_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_messages, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_parse_bad_pattern, setup,
-                                        teardown),
+        xr_env_test(test_parse_table),
+        xr_env_test(test_parse_messages),
+        xr_env_test(test_parse_bad_pattern),
         cmocka_unit_test(test_pattern_check),
-        cmocka_unit_test_setup_teardown(test_epoch_parse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_epoch_every_day, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_format_invalid, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_iso, setup, teardown),
+        xr_env_test(test_epoch_parse),
+        xr_env_test(test_epoch_every_day),
+        xr_env_test(test_format),
+        xr_env_test(test_format_invalid),
+        xr_env_test(test_roundtrip),
+        xr_env_test(test_iso),
         cmocka_unit_test(test_now),
     };
 

@@ -51,4 +51,38 @@ xr_test_read(const char *path, size_t *len)
     return buf;
 }
 
+/* A pool and a context per test: cmocka setup/teardown. */
+typedef struct {
+    xr_pool_t  *pool;
+    xr_ctx_t    ctx;
+} xr_env_t;
+
+
+static inline int
+xr_env_setup(void **state)
+{
+    xr_env_t  *env;
+
+    env = test_calloc(1, sizeof(xr_env_t));
+    env->pool = xr_pool_create(0);
+    assert_non_null(env->pool);
+    xr_ctx_init(&env->ctx, env->pool);
+    *state = env;
+    return 0;
+}
+
+
+static inline int
+xr_env_teardown(void **state)
+{
+    xr_env_t  *env = *state;
+
+    xr_pool_destroy(env->pool);
+    test_free(env);
+    return 0;
+}
+
+#define xr_env_test(f)                                                       \
+    cmocka_unit_test_setup_teardown(f, xr_env_setup, xr_env_teardown)
+
 #endif /* XR_TEST_H */
