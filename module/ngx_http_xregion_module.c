@@ -381,6 +381,19 @@ ngx_http_xregion_endpoints_init(ngx_conf_t *cf,
         }
 
         /*
+         * limit_except sends the methods it limits to a location of its
+         * own, which has no content handler: the endpoint would answer
+         * nothing useful.  Access rules belong in front of the location.
+         */
+
+        if (xlcf->core && xlcf->core->limit_except) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"limit_except\" cannot be used in an xregion "
+                          "location in %V:%ui", &xlcf->file, xlcf->line);
+            return NGX_ERROR;
+        }
+
+        /*
          * xregion_max_body replaces client_max_body_size here: the size is
          * checked by the module so that a too large body is refused in the
          * caller's own format, not with nginx's error page.

@@ -684,6 +684,18 @@ def test_conf_ok(module_so):
     assert p.returncode == 0, p.stderr
 
 
+def test_conf_limit_except_refused(module_so):
+    # limit_except would send POST to a location with no handler
+    location = ('            xregion_caller_profile shanghai.medical;\n'
+                '            limit_except POST { deny all; }')
+    p, path, conf = nginx_t(module_so,
+                            '    xregion_route medical 32 jiangsu_medical;\n',
+                            location=location)
+    assert p.returncode != 0
+    assert '"limit_except" cannot be used in an xregion location' in p.stderr
+    assert '%s:%d' % (path, line_of(conf, 'xregion medical;')) in p.stderr
+
+
 def test_conf_example_ok(module_so, sim):
     prefix = make_workdir('example')
     conf = render_example(module_so, sim.ports, prefix, free_port())
