@@ -29,6 +29,7 @@ static ngx_int_t ngx_http_xregion_send(ngx_http_request_t *r,
 static void ngx_http_xregion_log(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, ngx_uint_t level, ngx_str_t *message);
 static ngx_uint_t ngx_http_xregion_log_level(xr_err_e err);
+static void ngx_http_xregion_retry_after(ngx_http_request_t *r);
 static size_t ngx_http_xregion_clean(u_char *dst, const u_char *src,
     size_t len, ngx_uint_t log);
 
@@ -183,6 +184,10 @@ ngx_http_xregion_answer_error(ngx_http_request_t *r,
 
     if (status < NGX_HTTP_OK || status > 599) {
         status = info->http_status;
+    }
+
+    if (err == XR_E_BUSY_RETRY || err == XR_E_UNAVAILABLE) {
+        ngx_http_xregion_retry_after(r);
     }
 
     return ngx_http_xregion_send(r, status,
@@ -432,4 +437,22 @@ ngx_http_xregion_clean(u_char *dst, const u_char *src, size_t len,
     }
 
     return d - dst;
+}
+
+
+/* A retryable refusal says when to come back. */
+
+static void
+ngx_http_xregion_retry_after(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "1");
 }

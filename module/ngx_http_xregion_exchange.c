@@ -4,13 +4,17 @@
  *
  *   content handler   caller profile, Content-Length against
  *                     xregion_max_body, read the body
- *   body handler      decode (caller profile), route, destination profile,
- *                     encode (destination profile), subrequest to
- *                     <xregion_pass><path> carrying the translated body
+ *   body handler      decode (caller profile), [nonce check], route,
+ *                     destination profile, encode (destination profile),
+ *                     [cache lookup or idempotency claim in Redis],
+ *                     subrequest to <xregion_pass><path> carrying the
+ *                     translated body
  *   post subrequest   keep the destination's status and answer, wake the
  *                     main request
  *   resume            interpret the answer and reply to the caller
- *   deadline          xregion_timeout: reply XR-UPSTREAM-TIMEOUT
+ *   deadline          xregion_timeout, from the decoded request on:
+ *                     reply XR-UPSTREAM-TIMEOUT (XR-BUSY-RETRY while
+ *                     Redis is still being asked)
  *
  * Nothing blocks: the body is read by nginx, the destination is reached by
  * the proxy module in the internal location (its timeouts, keepalive,
@@ -23,6 +27,11 @@
  * r->main->count.  A subrequest that completes after the deadline answered
  * finds the context in state DONE and changes nothing.  When the request
  * pool goes, a cleanup removes the deadline timer.
+ *
+ * The Redis steps (ngx_http_xregion_store.c) run between the translation
+ * and the subrequest: they call back into ngx_http_xregion_forward() or
+ * answer the caller themselves, from Redis's event handler, and end with
+ * ngx_http_xregion_continue().
  */
 
 
@@ -38,6 +47,9 @@ static ngx_int_t ngx_http_xregion_read_body(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, u_char **data, size_t *len);
 static ngx_int_t ngx_http_xregion_subrequest(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, xr_buf_t *body);
+static ngx_int_t ngx_http_xregion_failed(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, ngx_uint_t delivered, xr_err_e err,
+    const char *fmt, ...);
 static ngx_int_t ngx_http_xregion_subrequest_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_xregion_resume(ngx_http_request_t *r);
@@ -202,14 +214,12 @@ ngx_http_xregion_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 {
-    u_char                        *data;
-    size_t                         len;
-    xr_buf_t                       out;
-    xr_str_t                       code, ct;
-    const xr_ptxn_t               *ptxn;
-    ngx_http_xregion_main_conf_t  *xmcf;
+    u_char                       *data;
+    size_t                        len;
+    ngx_int_t                     rc;
+    ngx_http_xregion_loc_conf_t  *xlcf;
 
-    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xregion_module);
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xregion_module);
 
     if (ctx->too_large) {
         return ngx_http_xregion_answer_error(r, ctx, XR_E_BODY_TOO_LARGE,
@@ -251,6 +261,41 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     {
         return ngx_http_xregion_answer_error(r, ctx, XR_E_NOMEM, NULL);
     }
+
+    /* from here on the caller waits xregion_timeout at most */
+
+    ctx->deadline.handler = ngx_http_xregion_deadline;
+    ctx->deadline.data = r;
+    ctx->deadline.log = r->connection->log;
+
+    ngx_add_timer(&ctx->deadline, xlcf->timeout);
+
+    if (xlcf->replay_window) {
+        rc = ngx_http_xregion_store_nonce(r, ctx);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    return ngx_http_xregion_prepare(r, ctx);
+}
+
+
+/*
+ * Route, translate for the destination, then the Redis step or the
+ * subrequest.  NGX_DONE: something is under way that will answer.
+ */
+
+ngx_int_t
+ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
+{
+    ngx_int_t                      rc;
+    xr_str_t                       code, ct;
+    const xr_ptxn_t               *ptxn;
+    ngx_http_xregion_main_conf_t  *xmcf;
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xregion_module);
 
     /* route: destination region, upstream, destination profile */
 
@@ -304,12 +349,14 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         ngx_str_set(&ctx->dest_path, "/");
     }
 
+    ctx->ptxn = ptxn;
+
     /* encode for the destination */
 
-    xr_buf_init(&out, ctx->pool, 0);
+    xr_buf_init(&ctx->out, ctx->pool, 0);
 
-    if (xr_encode(&ctx->xr, ctx->dest, &ctx->req, &out) != XR_OK
-        || out.failed)
+    if (xr_encode(&ctx->xr, ctx->dest, &ctx->req, &ctx->out) != XR_OK
+        || ctx->out.failed)
     {
         return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
     }
@@ -317,12 +364,48 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     ct = xr_profile_content_type(&ctx->xr, ctx->dest);
     ngx_http_xregion_nstr(&ctx->dest_content_type, ct);
 
-    if (ngx_http_xregion_subrequest(r, ctx, &out) != NGX_OK) {
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_INTERNAL,
+    rc = ngx_http_xregion_store_before(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return ngx_http_xregion_forward(r, ctx);
+}
+
+
+/* The subrequest to the destination: NGX_DONE, or an answer's rc. */
+
+ngx_int_t
+ngx_http_xregion_forward(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
+{
+    if (ngx_http_xregion_subrequest(r, ctx, &ctx->out) != NGX_OK) {
+        return ngx_http_xregion_failed(r, ctx, 0, XR_E_INTERNAL,
                    "the exchange with %V could not start", &ctx->dest_name);
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * After a step that ran outside the request's own event handler (a Redis
+ * reply, a timer): finish the request unless something is under way, and
+ * run what was posted (a new subrequest is posted, not run).
+ */
+
+void
+ngx_http_xregion_continue(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -529,12 +612,6 @@ ngx_http_xregion_subrequest(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 
     r->write_event_handler = ngx_http_xregion_resume;
 
-    ctx->deadline.handler = ngx_http_xregion_deadline;
-    ctx->deadline.data = r;
-    ctx->deadline.log = r->connection->log;
-
-    ngx_add_timer(&ctx->deadline, xlcf->timeout);
-
     return NGX_OK;
 }
 
@@ -654,7 +731,8 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                                 ? "proxy_read_timeout"
                                 : "proxy_connect_timeout");
 
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_TIMEOUT,
+        return ngx_http_xregion_failed(r, ctx, ctx->connected,
+                   XR_E_UPSTREAM_TIMEOUT,
                    "%V did not answer in time", &ctx->dest_name);
     }
 
@@ -663,26 +741,25 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                       "xregion: the location of \"xregion_pass\" does not "
                       "proxy (status %i)", rc > 0 ? rc : (ngx_int_t)
                                                     ctx->sr_status);
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_failed(r, ctx, 0, XR_E_UPSTREAM_ERROR,
                    "%V could not be reached", &ctx->dest_name);
     }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
 
         if (!ctx->connected) {
-            return ngx_http_xregion_answer_error(r, ctx,
-                       XR_E_UPSTREAM_REFUSED,
+            return ngx_http_xregion_failed(r, ctx, 0, XR_E_UPSTREAM_REFUSED,
                        "%V refused the connection", &ctx->dest_name);
         }
 
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "%V failed without an answer", &ctx->dest_name);
     }
 
     if (ctx->sr_status < NGX_HTTP_OK
         || ctx->sr_status >= NGX_HTTP_SPECIAL_RESPONSE)
     {
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "%V answered HTTP %ui", &ctx->dest_name, ctx->sr_status);
     }
 
@@ -692,8 +769,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                                 ngx_max(ctx->answered,
                                         u->headers_in.content_length_n));
 
-        return ngx_http_xregion_answer_error(r, ctx,
-                   XR_E_UPSTREAM_BAD_ANSWER,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
                    "the answer of %V is too large", &ctx->dest_name);
     }
 
@@ -703,7 +779,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         ngx_http_xregion_detail(r, ctx, "%uz of %O bytes", ctx->sr_body.len,
                                 u->headers_in.content_length_n);
 
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "the answer of %V was cut short", &ctx->dest_name);
     }
 
@@ -711,7 +787,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         ngx_http_xregion_detail(r, ctx, "%uz bytes, no end of the answer",
                                 ctx->sr_body.len);
 
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "the answer of %V was cut short", &ctx->dest_name);
     }
 
@@ -728,23 +804,56 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                                 xr_error_info(ctx->xr.err)->name,
                                 ctx->xr.errstr);
 
-        return ngx_http_xregion_answer_error(r, ctx,
-                   XR_E_UPSTREAM_BAD_ANSWER,
+        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
                    "the answer of %V does not decode", &ctx->dest_name);
     }
 
-    /* the caller hears its own message id; the destination's is kept */
+    /* cached, recorded or invalidating: as the destination said it */
 
-    if (ans.ref_msg_id.len == 0) {
-        ans.ref_msg_id = ans.msg_id;
-    }
+    ngx_http_xregion_store_after(r, ctx, &ans);
 
-    ans.msg_id = ctx->req.msg_id;
-    ans.txn = ctx->req.txn;
-    ans.origin = ctx->req.dest;
-    ans.dest = ctx->req.origin;
+    ngx_http_xregion_adopt(ctx, &ans);
 
     return ngx_http_xregion_answer(r, ctx, &ans);
+}
+
+
+/* The caller hears its own message id; the destination's is kept. */
+
+void
+ngx_http_xregion_adopt(ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans)
+{
+    if (ans->ref_msg_id.len == 0) {
+        ans->ref_msg_id = ans->msg_id;
+    }
+
+    ans->msg_id = ctx->req.msg_id;
+    ans->txn = ctx->req.txn;
+    ans->origin = ctx->req.dest;
+    ans->dest = ctx->req.origin;
+}
+
+
+/*
+ * The exchange failed after the translation: the Redis claim is released
+ * when the destination cannot have seen the request (delivered 0), and
+ * kept until it expires when it may have.
+ */
+
+static ngx_int_t
+ngx_http_xregion_failed(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
+    ngx_uint_t delivered, xr_err_e err, const char *fmt, ...)
+{
+    u_char   text[NGX_MAX_ERROR_STR], *p;
+    va_list  args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(text, text + sizeof(text), fmt, args);
+    va_end(args);
+
+    ngx_http_xregion_store_failed(r, ctx, delivered);
+
+    return ngx_http_xregion_answer_error(r, ctx, err, "%*s", p - text, text);
 }
 
 
@@ -761,11 +870,32 @@ ngx_http_xregion_deadline(ngx_event_t *ev)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_XREGION_WAITING) {
+    if (ctx == NULL) {
         return;
     }
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xregion_module);
+
+    if (ctx->state == NGX_HTTP_XREGION_STORE) {
+        ctx->state = NGX_HTTP_XREGION_DONE;
+
+        if (ctx->wait.timer_set) {
+            ngx_del_timer(&ctx->wait);
+        }
+
+        ngx_http_xregion_detail(r, ctx, "xregion_timeout %M ms, waiting "
+                                "for redis", xlcf->timeout);
+
+        ngx_http_xregion_continue(r,
+            ngx_http_xregion_answer_error(r, ctx, XR_E_BUSY_RETRY,
+                                          "the gateway's state store did "
+                                          "not answer in time"));
+        return;
+    }
+
+    if (ctx->state != NGX_HTTP_XREGION_WAITING) {
+        return;
+    }
 
     ctx->state = NGX_HTTP_XREGION_DONE;
     r->write_event_handler = ngx_http_request_empty_handler;
@@ -791,6 +921,10 @@ ngx_http_xregion_cleanup(void *data)
 
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
+    }
+
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
     }
 
     ctx->state = NGX_HTTP_XREGION_DONE;

@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_xregion_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_xregion_endpoints_init(ngx_conf_t *cf,
     ngx_http_xregion_main_conf_t *xmcf);
 static void ngx_http_xregion_exit(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_xregion_init_process(ngx_cycle_t *cycle);
+static void ngx_http_xregion_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_http_xregion_config(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -41,6 +43,13 @@ static char *ngx_http_xregion_pass_check(ngx_conf_t *cf, void *post,
 
 static ngx_conf_post_handler_pt  ngx_http_xregion_pass_p =
     ngx_http_xregion_pass_check;
+
+
+static ngx_conf_enum_t  ngx_http_xregion_unavailable_values[] = {
+    { ngx_string("refuse"), NGX_HTTP_XREGION_REFUSE },
+    { ngx_string("pass"), NGX_HTTP_XREGION_FORWARD },
+    { ngx_null_string, 0 }
+};
 
 
 ngx_str_t  ngx_http_xregion_domains[] = {
@@ -109,6 +118,62 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, timeout),
       NULL },
 
+    { ngx_string("xregion_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_xregion_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, cache),
+      NULL },
+
+    { ngx_string("xregion_cache_ttl"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_xregion_cache_ttl_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_idempotency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, idempotency),
+      NULL },
+
+    { ngx_string("xregion_idempotency_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, idempotency_ttl),
+      NULL },
+
+    { ngx_string("xregion_idempotency_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, idempotency_wait),
+      NULL },
+
+    { ngx_string("xregion_idempotency_unavailable"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, idempotency_unavailable),
+      &ngx_http_xregion_unavailable_values },
+
+    { ngx_string("xregion_replay_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_xregion_replay_guard_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -135,10 +200,10 @@ ngx_module_t  ngx_http_xregion_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_xregion_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_xregion_exit,                 /* exit process */
+    ngx_http_xregion_exit_process,         /* exit process */
     ngx_http_xregion_exit,                 /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -229,11 +294,22 @@ ngx_http_xregion_create_loc_conf(ngx_conf_t *cf)
      *     xlcf->caller_file = { 0, NULL };
      *     xlcf->caller_line = 0;
      *     xlcf->pass = { 0, NULL };
+     *     xlcf->cache_ttls = NULL;
+     *     xlcf->replay_nonce = NULL;
+     *     xlcf->replay_timestamp = NULL;
+     *     xlcf->replay_unavailable = NGX_HTTP_XREGION_REFUSE;
      */
 
     xlcf->domain = NGX_CONF_UNSET_UINT;
     xlcf->max_body = NGX_CONF_UNSET_SIZE;
     xlcf->timeout = NGX_CONF_UNSET_MSEC;
+    xlcf->cache = NGX_CONF_UNSET;
+    xlcf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    xlcf->idempotency = NGX_CONF_UNSET;
+    xlcf->idempotency_ttl = NGX_CONF_UNSET_MSEC;
+    xlcf->idempotency_wait = NGX_CONF_UNSET_MSEC;
+    xlcf->idempotency_unavailable = NGX_CONF_UNSET_UINT;
+    xlcf->replay_window = NGX_CONF_UNSET_MSEC;
 
     return xlcf;
 }
@@ -259,6 +335,39 @@ ngx_http_xregion_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->pass, prev->pass, "/_xregion");
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, 1024 * 1024);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 30000);
+
+    ngx_conf_merge_value(conf->cache, prev->cache, 1);
+    ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 60000);
+
+    if (conf->cache_ttls == NULL) {
+        conf->cache_ttls = prev->cache_ttls;
+    }
+
+    ngx_conf_merge_value(conf->idempotency, prev->idempotency, 1);
+    ngx_conf_merge_msec_value(conf->idempotency_ttl, prev->idempotency_ttl,
+                              86400000);
+    ngx_conf_merge_msec_value(conf->idempotency_wait,
+                              prev->idempotency_wait, 5000);
+    ngx_conf_merge_uint_value(conf->idempotency_unavailable,
+                              prev->idempotency_unavailable,
+                              NGX_HTTP_XREGION_REFUSE);
+
+    if (conf->replay_window == NGX_CONF_UNSET_MSEC) {
+        conf->replay_window = prev->replay_window;
+        conf->replay_nonce = prev->replay_nonce;
+        conf->replay_timestamp = prev->replay_timestamp;
+        conf->replay_unavailable = prev->replay_unavailable;
+    }
+
+    if (conf->replay_window == NGX_CONF_UNSET_MSEC) {
+        conf->replay_window = 0;
+    }
+
+    if (conf->idempotency_ttl == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"xregion_idempotency_ttl\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->max_body == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -403,6 +512,10 @@ ngx_http_xregion_endpoints_init(ngx_conf_t *cf,
             xlcf->core->client_max_body_size = 0;
         }
 
+        if (ngx_http_xregion_store_check(cf, xmcf, xlcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         if (xlcf->caller->lengths) {
             continue;
         }
@@ -431,6 +544,29 @@ ngx_http_xregion_endpoints_init(ngx_conf_t *cf,
     }
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_xregion_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_xregion_main_conf_t  *xmcf;
+
+    xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xregion_module);
+
+    if (xmcf == NULL || xmcf->redis == NULL || xmcf->endpoints.nelts == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_xregion_redis_init_process(cycle, xmcf->redis);
+}
+
+
+static void
+ngx_http_xregion_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_xregion_redis_exit_process(cycle);
+    ngx_http_xregion_exit(cycle);
 }
 
 

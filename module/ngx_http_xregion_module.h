@@ -12,6 +12,8 @@
  *   ngx_http_xregion_answer.c     answers to the caller, failure log lines
  *   ngx_http_xregion_variables.c  $xregion_* variables
  *   ngx_http_xregion_pool.c       the core's arena over an ngx_pool_t
+ *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
+ *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
  *
  * Configuration data (xr_config_t, route tables) is built at configuration
  * time and read-only afterwards.  Everything a request needs lives in its
@@ -45,6 +47,21 @@
 #define NGX_HTTP_XREGION_WAITING      1   /* subrequest in flight */
 #define NGX_HTTP_XREGION_ANSWERING    2   /* subrequest done, main posted */
 #define NGX_HTTP_XREGION_DONE         3   /* the caller has its answer */
+#define NGX_HTTP_XREGION_STORE        4   /* waiting for Redis */
+
+
+/* xregion_idempotency_unavailable, xregion_replay_guard unavailable= */
+#define NGX_HTTP_XREGION_REFUSE       0
+#define NGX_HTTP_XREGION_FORWARD      1
+
+
+/* Redis replies, as the store sees them (hiredis stays in one file). */
+#define NGX_HTTP_XREGION_REPLY_NIL        0
+#define NGX_HTTP_XREGION_REPLY_STRING     1
+#define NGX_HTTP_XREGION_REPLY_STATUS     2
+#define NGX_HTTP_XREGION_REPLY_INTEGER    3
+#define NGX_HTTP_XREGION_REPLY_ARRAY      4
+#define NGX_HTTP_XREGION_REPLY_ERROR      5
 
 
 #define ngx_http_xregion_xstr(s)                                              \
@@ -77,6 +94,67 @@ typedef struct {
 } ngx_http_xregion_routes_t;
 
 
+typedef struct {
+    ngx_uint_t                  type;
+    ngx_str_t                   str;        /* STRING, STATUS, ERROR */
+    int64_t                     integer;    /* INTEGER; ARRAY: elements */
+} ngx_http_xregion_reply_t;
+
+
+/*
+ * reply NULL: the command failed (no connection, timeout, worker exit).
+ * The reply's memory is hiredis's: valid during the call only.
+ */
+typedef void (*ngx_http_xregion_redis_pt)(void *data,
+    ngx_http_xregion_reply_t *reply);
+
+typedef struct ngx_http_xregion_redis_cmd_s  ngx_http_xregion_redis_cmd_t;
+
+
+typedef struct {
+    ngx_str_t                   ip;         /* numeric, NUL-terminated */
+    ngx_uint_t                  port;
+} ngx_http_xregion_redis_addr_t;
+
+
+/* xregion_redis */
+typedef struct {
+    ngx_str_t                   ip;         /* numeric, NUL-terminated */
+    ngx_uint_t                  port;
+    ngx_str_t                   unix_path;  /* NUL-terminated */
+    ngx_array_t                *sentinels;  /* ngx_http_xregion_redis_addr_t
+                                             */
+    ngx_str_t                   master;     /* Sentinel's master name */
+    ngx_str_t                   password;
+    ngx_str_t                   sentinel_password;
+    ngx_uint_t                  db;
+    ngx_str_t                   prefix;
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  timeout;
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+} ngx_http_xregion_redis_conf_t;
+
+
+/* Per worker, for the log and the metrics. */
+typedef struct {
+    ngx_uint_t                  commands;
+    ngx_uint_t                  errors;
+    ngx_uint_t                  timeouts;
+    ngx_uint_t                  declined;   /* asked while not ready */
+    ngx_uint_t                  outages;
+} ngx_http_xregion_redis_stats_t;
+
+
+/* xregion_cache_ttl <txn> <time> */
+typedef struct {
+    ngx_str_t                   txn;
+    ngx_msec_t                  ttl;
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+} ngx_http_xregion_cache_ttl_t;
+
+
 /* One xregion_dest_profile directive. */
 typedef struct {
     ngx_str_t                   region;
@@ -100,6 +178,7 @@ typedef struct {
     ngx_array_t                 dests;          /* ngx_http_xregion_dest_t */
     ngx_array_t                 endpoints;      /* ngx_http_xregion_loc_conf_t *
                                                  */
+    ngx_http_xregion_redis_conf_t  *redis;      /* NULL: no xregion_redis */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -117,6 +196,20 @@ typedef struct {
     ngx_str_t                   pass;
     size_t                      max_body;
     ngx_msec_t                  timeout;
+
+    ngx_flag_t                  cache;
+    ngx_msec_t                  cache_ttl;      /* every cacheable txn */
+    ngx_array_t                *cache_ttls;     /* ngx_http_xregion_cache_ttl_t
+                                                 */
+    ngx_flag_t                  idempotency;
+    ngx_msec_t                  idempotency_ttl;
+    ngx_msec_t                  idempotency_wait;
+    ngx_uint_t                  idempotency_unavailable;
+
+    ngx_msec_t                  replay_window;  /* 0: no replay guard */
+    ngx_http_complex_value_t   *replay_nonce;
+    ngx_http_complex_value_t   *replay_timestamp;
+    ngx_uint_t                  replay_unavailable;
 } ngx_http_xregion_loc_conf_t;
 
 
@@ -145,6 +238,21 @@ typedef struct {
     const xr_region_t          *dest_region;
     ngx_http_xregion_route_t   *route;
 
+    const xr_ptxn_t            *ptxn;           /* the destination's */
+    xr_buf_t                    out;            /* the translated request */
+
+    /* Redis */
+    ngx_str_t                   cache_key;
+    ngx_str_t                   idem_key;
+    ngx_str_t                   marker;         /* our in-flight claim */
+    u_char                      fingerprint[64];
+    ngx_event_t                 wait;           /* a duplicate waits */
+    ngx_msec_t                  wait_until;
+    ngx_msec_t                  wait_step;
+    unsigned                    claimed:1;
+    unsigned                    cache_store:1;
+    unsigned                    nonce_checked:1;
+
     ngx_http_request_t         *sr;
     ngx_int_t                   sr_rc;
     ngx_uint_t                  sr_status;
@@ -168,6 +276,8 @@ typedef struct {
     ngx_str_t                   dest_name;
     ngx_str_t                   dest_path;
     ngx_str_t                   dest_content_type;
+    ngx_str_t                   cache;          /* HIT MISS BYPASS EXPIRED */
+    ngx_str_t                   idempotency;    /* NEW REPLAY CONFLICT ... */
 } ngx_http_xregion_ctx_t;
 
 
@@ -196,6 +306,42 @@ const xr_profile_t *ngx_http_xregion_dest_profile(
 
 /* ngx_http_xregion_exchange.c */
 ngx_int_t ngx_http_xregion_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_xregion_prepare(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+ngx_int_t ngx_http_xregion_forward(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+void ngx_http_xregion_adopt(ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans);
+void ngx_http_xregion_continue(ngx_http_request_t *r, ngx_int_t rc);
+
+
+/* ngx_http_xregion_redis.c */
+ngx_int_t ngx_http_xregion_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_xregion_redis_conf_t *conf);
+void ngx_http_xregion_redis_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_xregion_redis_ready(void);
+ngx_int_t ngx_http_xregion_redis_command(ngx_pool_t *pool,
+    ngx_http_xregion_redis_pt handler, void *data, ngx_uint_t argc,
+    ngx_str_t *argv);
+ngx_http_xregion_redis_stats_t *ngx_http_xregion_redis_stats(void);
+
+
+/* ngx_http_xregion_store.c */
+char *ngx_http_xregion_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_xregion_cache_ttl_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_xregion_replay_guard_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_xregion_store_check(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf, ngx_http_xregion_loc_conf_t *xlcf);
+ngx_int_t ngx_http_xregion_store_nonce(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+ngx_int_t ngx_http_xregion_store_before(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+void ngx_http_xregion_store_after(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, const xr_msg_t *ans);
+void ngx_http_xregion_store_failed(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, ngx_uint_t delivered);
 
 
 /* ngx_http_xregion_filter.c */

@@ -34,6 +34,7 @@ esac
 
 sim_pid=
 nginx_pid=
+redis_pid=
 
 stop() {
     trap - INT TERM EXIT
@@ -44,6 +45,10 @@ stop() {
     if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
         kill -TERM "$sim_pid" 2>/dev/null || true
         wait "$sim_pid" 2>/dev/null || true
+    fi
+    if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+        kill -TERM "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
     fi
     echo "demo: stopped (logs in ${dir#$repo/}/)"
 }
@@ -138,11 +143,23 @@ fi
 
 port=${DEMO_PORT:-$(py free-port)}
 control=$(py control-port "$dir/ports.json")
+redis_port=$(py free-port)
+
+echo "==== starting redis-server on 127.0.0.1:$redis_port"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
+redis_pid=$!
+
+if ! wait_for 15 port_open "$redis_port"; then
+    echo "demo: redis-server did not start:" >&2
+    cat "$dir/redis.log" >&2
+    exit 1
+fi
 
 echo "==== starting nginx on 127.0.0.1:$port"
 "$python" tools/render-nginx-conf.py --ports-file "$dir/ports.json" \
     --module "$module" --config config --prefix "$dir" \
-    --gateway-port "$port" --out "$dir/nginx.conf"
+    --gateway-port "$port" --redis-port "$redis_port" --out "$dir/nginx.conf"
 
 "$nginx" -t -q -p "$dir" -c "$dir/nginx.conf"
 "$nginx" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \

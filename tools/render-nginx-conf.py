@@ -2,9 +2,11 @@
 """Fills in an nginx.conf template (nginx.conf.example) for a local run.
 
     tools/render-nginx-conf.py --ports-file PORTS.json --module SO \\
-        --config DIR --prefix DIR --gateway-port N [--template FILE] [--out F]
+        --config DIR --prefix DIR --gateway-port N --redis-port N
+        [--template FILE] [--out F]
 
-Replaces @XREGION_MODULE@, @XREGION_CONFIG@, @PREFIX@, @GATEWAY_PORT@ and
+Replaces @XREGION_MODULE@, @XREGION_CONFIG@, @PREFIX@, @GATEWAY_PORT@,
+@REDIS_PORT@ and
 @SIM_PORT_<profile>@ (ports from the simulator's ports file: {"control": N,
 "profiles": {"shanghai.medical": N, ...}}).  Fails, naming the line, when a
 placeholder is left that nothing fills.  tools/demo.sh and tests/e2e use it.
@@ -54,6 +56,7 @@ def main(argv=None):
     ap.add_argument('--config', required=True)
     ap.add_argument('--prefix', required=True)
     ap.add_argument('--gateway-port', required=True, type=int)
+    ap.add_argument('--redis-port', required=True, type=int)
     ap.add_argument('--out', default='-')
     args = ap.parse_args(argv)
 
@@ -67,6 +70,7 @@ def main(argv=None):
         'XREGION_CONFIG': os.path.abspath(args.config),
         'PREFIX': os.path.abspath(args.prefix),
         'GATEWAY_PORT': args.gateway_port,
+        'REDIS_PORT': args.redis_port,
     }
 
     try:

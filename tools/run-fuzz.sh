@@ -7,6 +7,8 @@
 # Each fuzz_<name> keeps its corpus in fuzz-corpus/fuzz_<name>/, seeded (once
 # per file) from the fixtures of its codec under tests/fixtures: *.json for
 # fuzz_json, *.xml for fuzz_xml, *.bin for fuzz_fixed, *.<name> otherwise.
+# Targets whose inputs no fixture holds (fuzz_record: binary records) write
+# their own seeds into XR_FUZZ_SEED_DIR, which is set to their corpus.
 # Every target runs; crashing inputs are written to BUILD_DIR/artifacts/ and
 # fail the run at the end.
 #
@@ -53,8 +55,8 @@ for bin in "${fuzzers[@]}"; do
     echo "fuzz: $name for ${seconds}s ($seeds seed files *.$ext," \
          "corpus $corpus)"
 
-    if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-            -print_final_stats=1 \
+    if ! XR_FUZZ_SEED_DIR="$corpus" "$bin" -max_total_time="$seconds" \
+            -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
             -artifact_prefix="$build/artifacts/$name-" "$corpus" \
             > "$build/$name.log" 2>&1; then
         grep -v '^#[0-9]' "$build/$name.log" | tail -n 60

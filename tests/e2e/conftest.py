@@ -7,6 +7,7 @@ directory:
 
   module_so   builds the module once per session
   sim         one simulator for the session (faults cleared after each test)
+  redis       one redis-server for the session (Redis: start, stop, cli())
   gateway     nginx.conf.example rendered with the simulator's ports, plus a
               test server (render_example(), TEST_SERVER) for faults that
               need other timeouts and limits, and a scripted destination
@@ -335,14 +336,16 @@ class Nginx:
 
 
 def render_example(module, ports, prefix, gateway_port, extra_http='',
-                   edit=None):
-    """nginx.conf.example filled in; extra_http goes at the end of http{}."""
+                   edit=None, redis_port=None):
+    """nginx.conf.example filled in; extra_http goes at the end of http{}.
+    Without a Redis port, Redis points at a port nothing listens on."""
     with open(EXAMPLE) as f:
         text = f.read()
     if edit:
         text = edit(text)
     values = {'XREGION_MODULE': module, 'XREGION_CONFIG': CONFIG_DIR,
-              'PREFIX': prefix, 'GATEWAY_PORT': gateway_port}
+              'PREFIX': prefix, 'GATEWAY_PORT': gateway_port,
+              'REDIS_PORT': redis_port or free_port()}
     conf = renderer.render(text, values, ports)
     end = conf.rstrip().rfind('}')
     assert end > 0
@@ -494,15 +497,84 @@ class ScriptedUpstream:
         self.sock.close()
 
 
+# ---- redis ------------------------------------------------------------------
+
+REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
+
+
+class Redis:
+    """A private redis-server on 127.0.0.1 (no persistence), or a sentinel
+    (sentinel=True: `conf` is the sentinel configuration)."""
+
+    def __init__(self, workdir, port=None, extra=(), sentinel=False,
+                 conf=''):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.sentinel = sentinel
+        self.extra = list(extra)
+        self.conf_text = conf
+        self.proc = None
+        os.makedirs(workdir, exist_ok=True)
+
+    def start(self):
+        log = open(os.path.join(self.workdir, 'redis-%d.log' % self.port),
+                   'ab')
+        if self.sentinel:
+            path = os.path.join(self.workdir, 'sentinel-%d.conf' % self.port)
+            if not os.path.exists(path):
+                with open(path, 'w') as f:
+                    f.write('port %d\nbind 127.0.0.1\ndir %s\n%s'
+                            % (self.port, self.workdir, self.conf_text))
+            cmd = [REDIS_SERVER, path, '--sentinel']
+        else:
+            cmd = [REDIS_SERVER, '--port', str(self.port),
+                   '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+                   '--dir', self.workdir] + self.extra
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None,
+                 15, 'redis on port %d' % self.port)
+        assert self.proc.poll() is None, 'redis-server exited'
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def cli(self, *args):
+        """One command through redis-cli; its output, stripped."""
+        p = subprocess.run(['redis-cli', '-h', '127.0.0.1', '-p',
+                            str(self.port)] + [str(a) for a in args],
+                           capture_output=True, timeout=10)
+        return p.stdout.decode('utf-8', 'replace').strip()
+
+    def keys(self, pattern='*'):
+        out = self.cli('--scan', '--pattern', pattern)
+        return [k for k in out.splitlines() if k]
+
+
 @pytest.fixture(scope='session')
-def gateway(module_so, sim):
+def redis():
+    r = Redis(make_workdir('redis')).start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope='session')
+def gateway(module_so, sim, redis):
     prefix = make_workdir('gateway')
     port, test_port = free_port(), free_port()
     scripted = ScriptedUpstream()
     conf = render_example(module_so, sim.ports, prefix, port,
                           TEST_SERVER % {'port': test_port,
                                          'proxy': PROXY_COMMON,
-                                         'scripted': scripted.port})
+                                         'scripted': scripted.port},
+                          redis_port=redis.port)
     g = Nginx(prefix, conf, port).start()
     wait_for(lambda: port_open(test_port), 10, 'the test server')
     g.test_port = test_port

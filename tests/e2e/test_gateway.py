@@ -559,7 +559,7 @@ def test_post_only(gateway):
 # ---- a gateway with a missing route and a dead upstream -------------------
 
 @pytest.fixture(scope='module')
-def alt_gateway(module_so, sim):
+def alt_gateway(module_so, sim, redis):
     prefix = make_workdir('alt')
     port, dead = free_port(), free_port()
 
@@ -569,7 +569,8 @@ def alt_gateway(module_so, sim):
         return re.sub(r'(upstream tianjin_medical\s*\{\s*server 127\.0\.0\.1:)'
                       r'@SIM_PORT_tianjin\.medical@', r'\g<1>%d' % dead, text)
 
-    conf = render_example(module_so, sim.ports, prefix, port, edit=edit)
+    conf = render_example(module_so, sim.ports, prefix, port, edit=edit,
+                          redis_port=redis.port)
     assert 'hebei_medical;' not in conf.split('xregion_route medical 12')[1] \
         .split('xregion_route transit')[0]
     g = Nginx(prefix, conf, port).start()
