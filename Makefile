@@ -121,6 +121,8 @@ bench: build module
 	@taskset -c 1 $(BUILD)/bench_translate
 	@$(call section,bench: gateway vs plain proxy_pass)
 	@$(PYTHON) bench/gateway_bench.py
+	@$(call section,bench: cache hit vs return 200 and the uncached gateway)
+	@$(PYTHON) bench/cache_bench.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) fuzz-corpus .demo
