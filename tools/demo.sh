@@ -186,6 +186,10 @@ POST a message in the caller's own format; X-Xregion-Caller names the
 caller's profile (<region>.<domain>, see config/profiles/).
 Simulator control: http://127.0.0.1:$control/_sim/log (what each region's
 system received), /_sim/fault (make one fail).
+Redis (cached answers, money transactions done once): 127.0.0.1:$redis_port,
+keys under xregion: (redis-cli -p $redis_port --scan). Send a settlement
+twice: the second answer is the recorded one (idempotency=REPLAY in
+${dir#$repo/}/access.log) and the simulator sees it once.
 EOF
 
 # caller profile, domain, destination profile (for its log), fixture
