@@ -340,7 +340,8 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
     case XR_FT_DATE:
     case XR_FT_DATETIME:
-        if (xr_time_parse(ctx, m->time->pattern, text, XR_FNAME(m), &t)
+        if (xr_time_parse_checked(ctx, m->time->pattern, text, XR_FNAME(m),
+                                  &t)
             != XR_OK)
         {
             return XR_ERROR;
@@ -664,36 +665,103 @@ xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
 
 /* ---- encoding --------------------------------------------------------- */
 
+/*
+ * How a scalar goes on the wire: a number where the codec has numbers and
+ * the map (as=) or the value (numeric) asks for one, else a string.
+ */
+static xr_wv_kind_e
+xr_wire_kind(const xr_profile_t *p, xr_wire_type_e as, int numeric)
+{
+    if ((p->adapter->flags & XR_ADAPTER_NUMBERS)
+        && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
+    {
+        return XR_WV_NUMBER;
+    }
+    return XR_WV_STRING;
+}
+
+
+/* The wire node of a scalar value (the wire tree's way). */
 static xr_node_t *
-xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
-    int numeric, xr_str_t text)
+xr_wval_node(xr_ctx_t *ctx, const xr_wval_t *wv)
 {
     xr_node_t  *n;
+
+    if (wv->kind == XR_WV_BOOL) {
+        n = xr_node_new(ctx, XR_NODE_BOOL);
+        if (n) {
+            n->u.b = (wv->text.data[0] == 't');
+        }
+        return n;
+    }
 
     /*
      * text is in the message's pool or the configuration's: referenced,
      * not copied.
      */
-    n = xr_node_string_ref(ctx, text.data, text.len);
-    if (n && (p->adapter->flags & XR_ADAPTER_NUMBERS)
-        && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
-    {
+    n = xr_node_string_ref(ctx, wv->text.data, wv->text.len);
+    if (n && wv->kind == XR_WV_NUMBER) {
         n->type = XR_NODE_NUMBER;
     }
     return n;
 }
 
 
+static xr_node_t *
+xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
+    int numeric, xr_str_t text)
+{
+    xr_wval_t  wv;
+
+    wv.kind = xr_wire_kind(p, as, numeric);
+    wv.text = text;
+    return xr_wval_node(ctx, &wv);
+}
+
+
+/* Decimal digits of v into the pool: no printf for every integer. */
 static int
-xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
-    xr_ftype_e ft, const xr_node_t *v, xr_node_t **out)
+xr_format_int(xr_ctx_t *ctx, int64_t v, xr_str_t *out)
+{
+    char      buf[24], *p, *s;
+    uint64_t  a;
+    size_t    n;
+
+    a = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+    p = buf + sizeof(buf);
+    do {
+        *--p = (char) ('0' + a % 10);
+        a /= 10;
+    } while (a);
+    if (v < 0) {
+        *--p = '-';
+    }
+    n = (size_t) (buf + sizeof(buf) - p);
+
+    s = xr_palloc(ctx->pool, n);
+    if (s == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    memcpy(s, p, n);
+    out->data = s;
+    out->len = n;
+    return XR_OK;
+}
+
+
+/*
+ * A canonical value as wire text and kind: every check and conversion of
+ * encoding, shared by the wire tree and the write plans so that both fail
+ * alike.
+ */
+static int
+xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *v, xr_wval_t *out)
 {
     xr_str_t            text, wire;
     xr_amount_unit_e    unit;
-    xr_node_t          *n = NULL;
     size_t              chars;
-    char                num[32];
-    int                 numeric = 0, len;
+    int                 numeric = 0;
 
     switch (ft) {
 
@@ -726,7 +794,6 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                (int) m->wire.len, m->wire.data);
             }
         }
-        n = xr_wire_scalar(ctx, p, m->as, 0, text);
         break;
 
     case XR_FT_INT:
@@ -735,12 +802,10 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            "field %s is a %s, expected an integer",
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
-        len = snprintf(num, sizeof(num), "%lld", (long long) v->u.i);
-        text = xr_pstr(ctx->pool, num, len);    /* off the stack */
-        if (text.data == NULL) {
-            return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        if (xr_format_int(ctx, v->u.i, &text) != XR_OK) {
+            return XR_ERROR;
         }
-        n = xr_wire_scalar(ctx, p, m->as, 1, text);
+        numeric = 1;
         break;
 
     case XR_FT_AMOUNT:
@@ -754,7 +819,6 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             return XR_ERROR;
         }
         numeric = (unit == XR_AMOUNT_FEN);
-        n = xr_wire_scalar(ctx, p, m->as, numeric, text);
         break;
 
     case XR_FT_BOOL:
@@ -766,11 +830,9 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         if (m->as == XR_WIRE_BOOL && (p->adapter->flags
                                       & XR_ADAPTER_NUMBERS))
         {
-            n = xr_node_new(ctx, XR_NODE_BOOL);
-            if (n) {
-                n->u.b = v->u.b;
-            }
-            break;
+            out->kind = XR_WV_BOOL;
+            out->text = xr_str_from(v->u.b ? "true" : "false");
+            return XR_OK;
         }
         text = xr_str_from(v->u.b ? "true" : "false");
         if (m->table) {
@@ -785,7 +847,6 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         } else {
             text = xr_str_from(v->u.b ? "1" : "0");
         }
-        n = xr_wire_scalar(ctx, p, m->as, 0, text);
         break;
 
     case XR_FT_DATE:
@@ -795,24 +856,37 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            "field %s is a %s, expected a time",
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
-        if (xr_time_format(ctx, m->time->pattern, &v->u.t, &text) != XR_OK) {
+        /* the profile's patterns are checked at load */
+        if (xr_time_format_checked(ctx, m->time->pattern, &v->u.t, &text)
+            != XR_OK)
+        {
             return XR_ERROR;
         }
-        n = xr_wire_scalar(ctx, p, m->as,
-                           xr_str_eq(m->time->pattern, "epoch")
-                           || xr_str_eq(m->time->pattern, "epoch_ms"),
-                           text);
+        numeric = m->time_numeric;
         break;
 
     default:
         return xr_fail(ctx, XR_E_INTERNAL, XR_FNAME(m), "bad field type");
     }
 
-    if (n == NULL) {
+    out->kind = xr_wire_kind(p, m->as, numeric);
+    out->text = text;
+    return XR_OK;
+}
+
+
+static int
+xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *v, xr_node_t **out)
+{
+    xr_wval_t  wv;
+
+    *out = NULL;
+    if (xr_encode_text(ctx, p, m, ft, v, &wv) != XR_OK) {
         return XR_ERROR;
     }
-    *out = n;
-    return XR_OK;
+    *out = xr_wval_node(ctx, &wv);
+    return *out ? XR_OK : XR_ERROR;
 }
 
 
@@ -876,7 +950,7 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 {
     const xr_map_t  *m;
     const xr_node_t *v;
-    xr_node_t       *n;
+    xr_node_t       *n = NULL;
     xr_member_t     *hint = NULL;
     size_t           i;
     xr_path_cache_t  pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };

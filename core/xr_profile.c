@@ -963,6 +963,9 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
                 tf->pattern = v;
                 m->time = tf;
             }
+            /* written as a number where the codec has them */
+            m->time_numeric = xr_str_eq(m->time->pattern, "epoch")
+                              || xr_str_eq(m->time->pattern, "epoch_ms");
         } else if (ft == XR_FT_DATE || ft == XR_FT_DATETIME) {
             return xr_lerr(ld, d->line, "\"%.*s\" needs time=",
                            XR_ARG(d, 1));
