@@ -183,6 +183,10 @@ struct xr_wplan_s {
                                        list items included */
 };
 
+/* A map of a transaction or list that writes: a slot of its plan. */
+#define xr_map_writes(m)                                                      \
+    ((m)->is_const || ((m)->env == XR_ENV_NONE && (m)->value.len == 0))
+
 /* The value of a slot, made by xr_map_encode_plan(). */
 typedef enum {
     XR_WV_ABSENT = 0,
