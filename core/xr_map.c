@@ -251,7 +251,11 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            m->table->name.data, (int) p->name.len,
                            p->name.data);
         }
-        n = xr_node_string(ctx, canon.data, canon.len);
+        /*
+         * the wire text lives in the same pool as the message (or the
+         * table in the configuration): referenced, not copied
+         */
+        n = xr_node_string_ref(ctx, canon.data, canon.len);
         break;
 
     case XR_FT_CODE:
@@ -486,7 +490,11 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
         if (m->canon_again && xr_object_get(body, m->canon) != NULL) {
             continue;   /* two slices of one wire field: the first wins */
         }
-        if (xr_object_add(ctx, body, m->canon, v) != XR_OK) {
+        /*
+         * keyed by the schema's name, the same bytes as m->canon: encoders
+         * of every profile look it up by that pointer (xr_object_get_next)
+         */
+        if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
             return XR_ERROR;
         }
     }
@@ -969,8 +977,8 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
         }
 
         /* bodies decoded here have each canon once: search from the last */
-        v = body->unique ? xr_object_get_next(body, m->canon, &hint)
-                         : xr_object_get(body, m->canon);
+        v = body->unique ? xr_object_get_next(body, m->sf->name, &hint)
+                         : xr_object_get(body, m->sf->name);
         if (v == NULL) {
             if (m->required) {
                 return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
@@ -1389,8 +1397,8 @@ xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
         }
         wv->kind = XR_WV_ABSENT;
 
-        v = body->unique ? xr_object_get_next(body, m->canon, &hint)
-                         : xr_object_get(body, m->canon);
+        v = body->unique ? xr_object_get_next(body, m->sf->name, &hint)
+                         : xr_object_get(body, m->sf->name);
         if (v == NULL) {
             if (m->required) {
                 return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
