@@ -1890,14 +1890,26 @@ xr_json_put_plan(xr_json_out_t *w, const xr_wvals_t *d, const xr_wnode_t *obj)
         switch (v->kind) {
 
         case XR_WV_STRING:
+            if (v->plain) {
+                /* formatted digits and dates: nothing to escape */
+                if (!xr_json_room(w, v->text.len + 2)) {
+                    return XR_ERROR;
+                }
+                *w->p++ = '"';
+                memcpy(w->p, v->text.data, v->text.len);
+                w->p += v->text.len;
+                *w->p++ = '"';
+                break;
+            }
             if (xr_json_put_string(w, v->text, c->key) != XR_OK) {
                 return XR_ERROR;
             }
             break;
 
         case XR_WV_NUMBER:
-            if (xr_json_number_check(v->text.data, v->text.len)
-                != XR_JSON_NUM_OK)
+            if (!v->plain
+                && xr_json_number_check(v->text.data, v->text.len)
+                   != XR_JSON_NUM_OK)
             {
                 return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
                                xr_json_field(field, sizeof(field), c->key),

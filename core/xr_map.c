@@ -770,6 +770,7 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     xr_amount_unit_e    unit;
     size_t              chars;
     int                 numeric = 0;
+    unsigned            plain = 0, number = 0;
 
     switch (ft) {
 
@@ -814,6 +815,8 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             return XR_ERROR;
         }
         numeric = 1;
+        plain = 1;      /* digits: a number too */
+        number = 1;
         break;
 
     case XR_FT_AMOUNT:
@@ -827,6 +830,8 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             return XR_ERROR;
         }
         numeric = (unit == XR_AMOUNT_FEN);
+        plain = 1;      /* "-12.30" or "-1230": a number too */
+        number = 1;
         break;
 
     case XR_FT_BOOL:
@@ -839,6 +844,7 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                       & XR_ADAPTER_NUMBERS))
         {
             out->kind = XR_WV_BOOL;
+            out->plain = 1;
             out->text = xr_str_from(v->u.b ? "true" : "false");
             return XR_OK;
         }
@@ -871,6 +877,8 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             return XR_ERROR;
         }
         numeric = m->time_numeric;
+        plain = m->time_numeric || m->time_plain;
+        number = m->time_numeric;
         break;
 
     default:
@@ -878,6 +886,8 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     }
 
     out->kind = xr_wire_kind(p, m->as, numeric);
+    /* a pattern's text as a number is checked by the writer */
+    out->plain = plain && (number || out->kind == XR_WV_STRING);
     out->text = text;
     return XR_OK;
 }
@@ -1392,10 +1402,12 @@ xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
+            wv->plain = 0;
             wv->text = m->value;
             continue;
         }
         wv->kind = XR_WV_ABSENT;
+        wv->plain = 0;
 
         v = body->unique ? xr_object_get_next(body, m->sf->name, &hint)
                          : xr_object_get(body, m->sf->name);
@@ -1440,10 +1452,12 @@ xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
+            wv->plain = 0;
             wv->text = m->value;
             continue;
         }
         wv->kind = XR_WV_ABSENT;
+        wv->plain = 0;
 
         if (m->env == XR_ENV_TIME) {
             tn.type = XR_NODE_TIME;
@@ -1553,10 +1567,12 @@ xr_map_encode_plan(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     if (msg->dir == XR_DIR_RESPONSE) {
         wv = &d->v[slot++];
         wv->kind = xr_wire_kind(p, p->result_as, 0);
+        wv->plain = 0;
         wv->text = xr_result_code(p, msg);
         if (p->message_field.len) {
             wv = &d->v[slot++];
             wv->kind = XR_WV_STRING;
+            wv->plain = 0;
             wv->text = msg->ok || msg->err_msg.len == 0
                        ? xr_str_from("") : msg->err_msg;
         }

@@ -29,6 +29,7 @@ typedef struct {
 
 static __thread char  xr_lfmt_buf[XR_ERRSTR_LEN];
 
+static unsigned xr_key_plain(xr_str_t key);
 static const char *xr_lfmt(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -966,6 +967,7 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
             /* written as a number where the codec has them */
             m->time_numeric = xr_str_eq(m->time->pattern, "epoch")
                               || xr_str_eq(m->time->pattern, "epoch_ms");
+            m->time_plain = xr_key_plain(m->time->pattern);
         } else if (ft == XR_FT_DATE || ft == XR_FT_DATETIME) {
             return xr_lerr(ld, d->line, "\"%.*s\" needs time=",
                            XR_ARG(d, 1));
@@ -1574,7 +1576,10 @@ xr_check_txn_paths(xr_loader_t *ld, const xr_profile_t *p,
 
 /* ---- write plans (xr_profile.h) --------------------------------------- */
 
-/* A key JSON can hold between quotes as it is: printable ASCII. */
+/*
+ * Text JSON can hold between quotes as it is: printable ASCII but the
+ * quote and the backslash.
+ */
 static unsigned
 xr_key_plain(xr_str_t key)
 {

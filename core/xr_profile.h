@@ -143,6 +143,8 @@ struct xr_map_s {
     size_t              nchildren;
     const xr_wplan_t   *plan;       /* lists: the items' write plan */
     unsigned            time_numeric:1; /* time=epoch or epoch_ms */
+    unsigned            time_plain:1;   /* its pattern's literal text is
+                                           printable ASCII but '"', '\\' */
     int                 line;
 };
 
@@ -200,6 +202,11 @@ typedef struct xr_wvals_s  xr_wvals_t;
 
 typedef struct {
     xr_wv_kind_e        kind;
+    /*
+     * text is printable ASCII but '"' and '\\' (a string needs no
+     * escaping), and a valid JSON number when kind is XR_WV_NUMBER
+     */
+    unsigned            plain:1;
     xr_str_t            text;
     const xr_wvals_t   *items;      /* XR_WV_LIST */
     size_t              nitems;
