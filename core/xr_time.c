@@ -112,7 +112,7 @@ int
 xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
     xr_str_t *out)
 {
-    char            buf[64];
+    char            buf[64], *p;
     size_t          i;
     int64_t         v;
     int             n, hour, min, sec, msec;
@@ -185,10 +185,14 @@ xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
         return xr_fail(ctx, XR_E_CONFIG, NULL, "time pattern too long");
     }
 
-    *out = xr_pstr(ctx->pool, buf, (size_t) n);
-    if (out->data == NULL) {
+    /* not NUL-terminated: strings are {len, data} */
+    p = xr_palloc(ctx->pool, (size_t) n);
+    if (p == NULL) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
+    memcpy(p, buf, (size_t) n);
+    out->data = p;
+    out->len = (size_t) n;
 
     return XR_OK;
 }
