@@ -150,7 +150,7 @@ xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
 }
 
 
-/* the longest amount written: sign, digits of the largest, the point */
+/* room for the longest amount: sign, 16 digits, the point and a NUL */
 #define XR_AMOUNT_CHARS  24
 
 
@@ -178,7 +178,8 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
     a = (uint64_t) (fen < 0 ? -fen : fen);
-    p = buf + XR_AMOUNT_CHARS;
+    p = buf + XR_AMOUNT_CHARS - 1;
+    *p = '\0';     /* NUL-terminated, as an xr_pstr() copy was */
 
     if (unit == XR_AMOUNT_FEN) {
         do {
@@ -199,7 +200,7 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
     if (fen < 0) {
         *--p = '-';
     }
-    n = (size_t) (buf + XR_AMOUNT_CHARS - p);
+    n = (size_t) (buf + XR_AMOUNT_CHARS - 1 - p);
 
     out->data = p;
     out->len = n;

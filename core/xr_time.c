@@ -185,12 +185,12 @@ xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
         return xr_fail(ctx, XR_E_CONFIG, NULL, "time pattern too long");
     }
 
-    /* not NUL-terminated: strings are {len, data} */
+    buf[n++] = '\0';     /* NUL-terminated, as an xr_pstr() copy was */
     p = xr_palloc(ctx->pool, (size_t) n);
     if (p == NULL) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
-    memcpy(p, buf, (size_t) n);
+    memcpy(p, buf, (size_t) n--);
     out->data = p;
     out->len = (size_t) n;
 
