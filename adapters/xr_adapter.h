@@ -59,6 +59,14 @@ struct xr_adapter_s {
     int           (*encode_error)(xr_ctx_t *ctx, const xr_profile_t *p,
                             xr_str_t wire_code, xr_str_t message,
                             xr_buf_t *out);
+    /*
+     * May be NULL.  Writes the document of a write plan's slot values
+     * (xr_profile.h), byte for byte what encode() writes from the wire
+     * tree the same maps build, with the same errors.  The loader builds
+     * plans only for profiles whose adapter has this.
+     */
+    int           (*encode_plan)(xr_ctx_t *ctx, const xr_profile_t *p,
+                            const xr_wvals_t *doc, xr_buf_t *out);
 };
 
 extern const xr_adapter_t  xr_adapter_json;

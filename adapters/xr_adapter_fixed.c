@@ -91,7 +91,8 @@ const xr_adapter_t  xr_adapter_fixed = {
     NULL,
     xr_fixed_decode,
     xr_fixed_encode,
-    xr_fixed_encode_error
+    xr_fixed_encode_error,
+    NULL
 };
 
 

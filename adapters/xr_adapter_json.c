@@ -125,6 +125,8 @@ static int xr_json_encode(xr_ctx_t *ctx, const xr_profile_t *p,
     xr_buf_t *out);
 static int xr_json_encode_error(xr_ctx_t *ctx, const xr_profile_t *p,
     xr_str_t wire_code, xr_str_t message, xr_buf_t *out);
+static int xr_json_encode_plan(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_wvals_t *doc, xr_buf_t *out);
 
 
 const xr_adapter_t  xr_adapter_json = {
@@ -136,7 +138,8 @@ const xr_adapter_t  xr_adapter_json = {
     NULL,
     xr_json_decode,
     xr_json_encode,
-    xr_json_encode_error
+    xr_json_encode_error,
+    xr_json_encode_plan
 };
 
 
@@ -1821,11 +1824,149 @@ xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
 
 
 /*
- * Writes the document as UTF-8 at the end of b.  On failure b->len is
- * back where it was.
+ * An object of a write plan: what xr_json_put() writes for the wire tree
+ * the same maps build (members in the plan's order, present ones only).
+ * No depth check: xr_map_encode_plan() declines plans deeper than the
+ * limit.  Keys are unique in a plan.
  */
 static int
-xr_json_put_doc(xr_ctx_t *ctx, const xr_node_t *tree, xr_buf_t *b)
+xr_json_put_plan(xr_json_out_t *w, const xr_wvals_t *d, const xr_wnode_t *obj)
+{
+    char               field[XR_FIELD_LEN];
+    const xr_wnode_t  *c;
+    const xr_wval_t   *v;
+    size_t             i;
+    int                comma = 0;
+
+    if (!xr_json_room(w, 1)) {
+        return XR_ERROR;
+    }
+    *w->p++ = '{';
+
+    for (c = obj->child; c; c = c->next) {
+        if (!d->present[c->index]) {
+            continue;
+        }
+
+        if (c->plain) {
+            /* checked at load: copied between its quotes */
+            if (!xr_json_room(w, c->key.len + 4)) {
+                return XR_ERROR;
+            }
+            if (comma) {
+                *w->p++ = ',';
+            }
+            *w->p++ = '"';
+            memcpy(w->p, c->key.data, c->key.len);
+            w->p += c->key.len;
+            *w->p++ = '"';
+            *w->p++ = ':';
+
+        } else {
+            if (comma) {
+                if (!xr_json_room(w, 1)) {
+                    return XR_ERROR;
+                }
+                *w->p++ = ',';
+            }
+            if (xr_json_put_string(w, c->key, c->key) != XR_OK
+                || !xr_json_room(w, 1))
+            {
+                return XR_ERROR;
+            }
+            *w->p++ = ':';
+        }
+        comma = 1;
+
+        if (c->slot < 0) {
+            if (xr_json_put_plan(w, d, c) != XR_OK) {
+                return XR_ERROR;
+            }
+            continue;
+        }
+
+        v = &d->v[c->slot];
+
+        switch (v->kind) {
+
+        case XR_WV_STRING:
+            if (v->plain) {
+                /* formatted digits and dates: nothing to escape */
+                if (!xr_json_room(w, v->text.len + 2)) {
+                    return XR_ERROR;
+                }
+                *w->p++ = '"';
+                memcpy(w->p, v->text.data, v->text.len);
+                w->p += v->text.len;
+                *w->p++ = '"';
+                break;
+            }
+            if (xr_json_put_string(w, v->text, c->key) != XR_OK) {
+                return XR_ERROR;
+            }
+            break;
+
+        case XR_WV_NUMBER:
+            if (!v->plain
+                && xr_json_number_check(v->text.data, v->text.len)
+                   != XR_JSON_NUM_OK)
+            {
+                return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
+                               xr_json_field(field, sizeof(field), c->key),
+                               "\"%.*s\" is not a JSON number",
+                               (int) v->text.len,
+                               v->text.data ? v->text.data : "");
+            }
+            /* fall through */
+
+        case XR_WV_BOOL:
+            if (xr_json_put_raw(w, v->text.data, v->text.len) != XR_OK) {
+                return XR_ERROR;
+            }
+            break;
+
+        default: /* XR_WV_LIST */
+            if (!xr_json_room(w, 1)) {
+                return XR_ERROR;
+            }
+            *w->p++ = '[';
+            for (i = 0; i < v->nitems; i++) {
+                if (i) {
+                    if (!xr_json_room(w, 1)) {
+                        return XR_ERROR;
+                    }
+                    *w->p++ = ',';
+                }
+                if (xr_json_put_plan(w, &v->items[i], v->items[i].plan->root)
+                    != XR_OK)
+                {
+                    return XR_ERROR;
+                }
+            }
+            if (!xr_json_room(w, 1)) {
+                return XR_ERROR;
+            }
+            *w->p++ = ']';
+            break;
+        }
+    }
+
+    if (!xr_json_room(w, 1)) {
+        return XR_ERROR;
+    }
+    *w->p++ = '}';
+    return XR_OK;
+}
+
+
+/*
+ * Writes the document (a wire tree, or a plan's values when doc is not
+ * NULL) as UTF-8 at the end of b.  On failure b->len is back where it
+ * was.
+ */
+static int
+xr_json_put_doc(xr_ctx_t *ctx, const xr_node_t *tree, const xr_wvals_t *doc,
+    xr_buf_t *b)
 {
     xr_json_out_t  w;
     xr_str_t       none = xr_null_string;
@@ -1850,7 +1991,10 @@ xr_json_put_doc(xr_ctx_t *ctx, const xr_node_t *tree, xr_buf_t *b)
     w.end = b->data + b->cap;
     w.max_depth = xr_ctx_max_depth(ctx);
 
-    if (xr_json_put(&w, tree, none, 0) != XR_OK) {
+    if ((doc ? xr_json_put_plan(&w, doc, doc->plan->root)
+             : xr_json_put(&w, tree, none, 0))
+        != XR_OK)
+    {
         b->len = len0;
         return XR_ERROR;
     }
@@ -1871,13 +2015,13 @@ xr_json_put_doc(xr_ctx_t *ctx, const xr_node_t *tree, xr_buf_t *b)
 
 static int
 xr_json_write(xr_ctx_t *ctx, const xr_profile_t *p, const xr_node_t *tree,
-    xr_buf_t *out)
+    const xr_wvals_t *doc, xr_buf_t *out)
 {
     xr_buf_t       tmp;
     xr_str_t       bytes;
     xr_charset_e   cs;
 
-    if (tree == NULL || tree->type != XR_NODE_OBJECT) {
+    if (doc == NULL && (tree == NULL || tree->type != XR_NODE_OBJECT)) {
         return xr_fail(ctx, XR_E_INTERNAL, NULL,
                        "JSON: the document to encode is not an object");
     }
@@ -1885,11 +2029,11 @@ xr_json_write(xr_ctx_t *ctx, const xr_profile_t *p, const xr_node_t *tree,
     cs = p ? p->charset : XR_CHARSET_UTF8;
 
     if (cs == XR_CHARSET_UTF8) {
-        return xr_json_put_doc(ctx, tree, out);
+        return xr_json_put_doc(ctx, tree, doc, out);
     }
 
     xr_buf_init(&tmp, ctx->pool, 0);
-    if (xr_json_put_doc(ctx, tree, &tmp) != XR_OK) {
+    if (xr_json_put_doc(ctx, tree, doc, &tmp) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -1919,7 +2063,15 @@ xr_json_encode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
     (void) dir;
     (void) txn;
 
-    return xr_json_write(ctx, p, tree, out);
+    return xr_json_write(ctx, p, tree, NULL, out);
+}
+
+
+static int
+xr_json_encode_plan(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_wvals_t *doc, xr_buf_t *out)
+{
+    return xr_json_write(ctx, p, NULL, doc, out);
 }
 
 
@@ -1973,5 +2125,5 @@ xr_json_encode_error(xr_ctx_t *ctx, const xr_profile_t *p,
         return XR_ERROR;
     }
 
-    return xr_json_write(ctx, p, root, out);
+    return xr_json_write(ctx, p, root, NULL, out);
 }

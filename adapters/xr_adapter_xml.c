@@ -231,7 +231,8 @@ const xr_adapter_t  xr_adapter_xml = {
     xr_xml_cleanup,
     xr_xml_decode,
     xr_xml_encode,
-    xr_xml_encode_error
+    xr_xml_encode_error,
+    NULL
 };
 
 

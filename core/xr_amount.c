@@ -150,13 +150,17 @@ xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
 }
 
 
+/* room for the longest amount: sign, 16 digits, the point and a NUL */
+#define XR_AMOUNT_CHARS  24
+
+
 int
 xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
     xr_str_t *out)
 {
-    char      buf[32], *p;
-    size_t    n;
-    uint64_t  a;
+    char      *buf, *p;
+    size_t     n;
+    uint64_t   a;
 
     if (fen > XR_AMOUNT_MAX_FEN || fen < -XR_AMOUNT_MAX_FEN) {
         return xr_fail(ctx, XR_E_AMOUNT_RANGE, NULL,
@@ -164,9 +168,18 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
                        (long long) fen);
     }
 
-    /* digits from the right; this runs for every amount of every message */
+    /*
+     * Digits from the right, straight into the pool (the bytes before the
+     * first digit stay unused): this runs for every amount of every
+     * message.
+     */
+    buf = xr_palloc(ctx->pool, XR_AMOUNT_CHARS);
+    if (buf == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
     a = (uint64_t) (fen < 0 ? -fen : fen);
-    p = buf + sizeof(buf);
+    p = buf + XR_AMOUNT_CHARS - 1;
+    *p = '\0';     /* NUL-terminated, as an xr_pstr() copy was */
 
     if (unit == XR_AMOUNT_FEN) {
         do {
@@ -187,13 +200,10 @@ xr_amount_format(xr_ctx_t *ctx, int64_t fen, xr_amount_unit_e unit,
     if (fen < 0) {
         *--p = '-';
     }
-    n = (size_t) (buf + sizeof(buf) - p);
+    n = (size_t) (buf + XR_AMOUNT_CHARS - 1 - p);
 
-    *out = xr_pstr(ctx->pool, p, n);
-    if (out->data == NULL) {
-        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
-    }
-
+    out->data = p;
+    out->len = n;
     return XR_OK;
 }
 

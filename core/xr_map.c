@@ -251,7 +251,11 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            m->table->name.data, (int) p->name.len,
                            p->name.data);
         }
-        n = xr_node_string(ctx, canon.data, canon.len);
+        /*
+         * the wire text lives in the same pool as the message (or the
+         * table in the configuration): referenced, not copied
+         */
+        n = xr_node_string_ref(ctx, canon.data, canon.len);
         break;
 
     case XR_FT_CODE:
@@ -340,7 +344,8 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
     case XR_FT_DATE:
     case XR_FT_DATETIME:
-        if (xr_time_parse(ctx, m->time->pattern, text, XR_FNAME(m), &t)
+        if (xr_time_parse_checked(ctx, m->time->pattern, text, XR_FNAME(m),
+                                  &t)
             != XR_OK)
         {
             return XR_ERROR;
@@ -485,7 +490,11 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
         if (m->canon_again && xr_object_get(body, m->canon) != NULL) {
             continue;   /* two slices of one wire field: the first wins */
         }
-        if (xr_object_add(ctx, body, m->canon, v) != XR_OK) {
+        /*
+         * keyed by the schema's name, the same bytes as m->canon: encoders
+         * of every profile look it up by that pointer (xr_object_get_next)
+         */
+        if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
             return XR_ERROR;
         }
     }
@@ -664,36 +673,104 @@ xr_map_decode(xr_ctx_t *ctx, const xr_profile_t *p, xr_dir_e dir,
 
 /* ---- encoding --------------------------------------------------------- */
 
+/*
+ * How a scalar goes on the wire: a number where the codec has numbers and
+ * the map (as=) or the value (numeric) asks for one, else a string.
+ */
+static xr_wv_kind_e
+xr_wire_kind(const xr_profile_t *p, xr_wire_type_e as, int numeric)
+{
+    if ((p->adapter->flags & XR_ADAPTER_NUMBERS)
+        && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
+    {
+        return XR_WV_NUMBER;
+    }
+    return XR_WV_STRING;
+}
+
+
+/* The wire node of a scalar value (the wire tree's way). */
 static xr_node_t *
-xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
-    int numeric, xr_str_t text)
+xr_wval_node(xr_ctx_t *ctx, const xr_wval_t *wv)
 {
     xr_node_t  *n;
+
+    if (wv->kind == XR_WV_BOOL) {
+        n = xr_node_new(ctx, XR_NODE_BOOL);
+        if (n) {
+            n->u.b = (wv->text.data[0] == 't');
+        }
+        return n;
+    }
 
     /*
      * text is in the message's pool or the configuration's: referenced,
      * not copied.
      */
-    n = xr_node_string_ref(ctx, text.data, text.len);
-    if (n && (p->adapter->flags & XR_ADAPTER_NUMBERS)
-        && (as == XR_WIRE_NUMBER || (as == XR_WIRE_AUTO && numeric)))
-    {
+    n = xr_node_string_ref(ctx, wv->text.data, wv->text.len);
+    if (n && wv->kind == XR_WV_NUMBER) {
         n->type = XR_NODE_NUMBER;
     }
     return n;
 }
 
 
+static xr_node_t *
+xr_wire_scalar(xr_ctx_t *ctx, const xr_profile_t *p, xr_wire_type_e as,
+    int numeric, xr_str_t text)
+{
+    xr_wval_t  wv;
+
+    wv.kind = xr_wire_kind(p, as, numeric);
+    wv.text = text;
+    return xr_wval_node(ctx, &wv);
+}
+
+
+/* Decimal digits of v into the pool: no printf for every integer. */
 static int
-xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
-    xr_ftype_e ft, const xr_node_t *v, xr_node_t **out)
+xr_format_int(xr_ctx_t *ctx, int64_t v, xr_str_t *out)
+{
+    char      buf[24], *p, *s;
+    uint64_t  a;
+    size_t    n;
+
+    a = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+    p = buf + sizeof(buf);
+    do {
+        *--p = (char) ('0' + a % 10);
+        a /= 10;
+    } while (a);
+    if (v < 0) {
+        *--p = '-';
+    }
+    n = (size_t) (buf + sizeof(buf) - p);
+
+    s = xr_palloc(ctx->pool, n);
+    if (s == NULL) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    memcpy(s, p, n);
+    out->data = s;
+    out->len = n;
+    return XR_OK;
+}
+
+
+/*
+ * A canonical value as wire text and kind: every check and conversion of
+ * encoding, shared by the wire tree and the write plans so that both fail
+ * alike.
+ */
+static int
+xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *v, xr_wval_t *out)
 {
     xr_str_t            text, wire;
     xr_amount_unit_e    unit;
-    xr_node_t          *n = NULL;
     size_t              chars;
-    char                num[32];
-    int                 numeric = 0, len;
+    int                 numeric = 0;
+    unsigned            plain = 0, number = 0;
 
     switch (ft) {
 
@@ -726,7 +803,6 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                (int) m->wire.len, m->wire.data);
             }
         }
-        n = xr_wire_scalar(ctx, p, m->as, 0, text);
         break;
 
     case XR_FT_INT:
@@ -735,12 +811,12 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            "field %s is a %s, expected an integer",
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
-        len = snprintf(num, sizeof(num), "%lld", (long long) v->u.i);
-        text = xr_pstr(ctx->pool, num, len);    /* off the stack */
-        if (text.data == NULL) {
-            return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        if (xr_format_int(ctx, v->u.i, &text) != XR_OK) {
+            return XR_ERROR;
         }
-        n = xr_wire_scalar(ctx, p, m->as, 1, text);
+        numeric = 1;
+        plain = 1;      /* digits: a number too */
+        number = 1;
         break;
 
     case XR_FT_AMOUNT:
@@ -754,7 +830,8 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             return XR_ERROR;
         }
         numeric = (unit == XR_AMOUNT_FEN);
-        n = xr_wire_scalar(ctx, p, m->as, numeric, text);
+        plain = 1;      /* "-12.30" or "-1230": a number too */
+        number = 1;
         break;
 
     case XR_FT_BOOL:
@@ -766,11 +843,10 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         if (m->as == XR_WIRE_BOOL && (p->adapter->flags
                                       & XR_ADAPTER_NUMBERS))
         {
-            n = xr_node_new(ctx, XR_NODE_BOOL);
-            if (n) {
-                n->u.b = v->u.b;
-            }
-            break;
+            out->kind = XR_WV_BOOL;
+            out->plain = 1;
+            out->text = xr_str_from(v->u.b ? "true" : "false");
+            return XR_OK;
         }
         text = xr_str_from(v->u.b ? "true" : "false");
         if (m->table) {
@@ -785,7 +861,6 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         } else {
             text = xr_str_from(v->u.b ? "1" : "0");
         }
-        n = xr_wire_scalar(ctx, p, m->as, 0, text);
         break;
 
     case XR_FT_DATE:
@@ -795,24 +870,41 @@ xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            "field %s is a %s, expected a time",
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
-        if (xr_time_format(ctx, m->time->pattern, &v->u.t, &text) != XR_OK) {
+        /* the profile's patterns are checked at load */
+        if (xr_time_format_checked(ctx, m->time->pattern, &v->u.t, &text)
+            != XR_OK)
+        {
             return XR_ERROR;
         }
-        n = xr_wire_scalar(ctx, p, m->as,
-                           xr_str_eq(m->time->pattern, "epoch")
-                           || xr_str_eq(m->time->pattern, "epoch_ms"),
-                           text);
+        numeric = m->time_numeric;
+        plain = m->time_numeric || m->time_plain;
+        number = m->time_numeric;
         break;
 
     default:
         return xr_fail(ctx, XR_E_INTERNAL, XR_FNAME(m), "bad field type");
     }
 
-    if (n == NULL) {
+    out->kind = xr_wire_kind(p, m->as, numeric);
+    /* a pattern's text as a number is checked by the writer */
+    out->plain = plain && (number || out->kind == XR_WV_STRING);
+    out->text = text;
+    return XR_OK;
+}
+
+
+static int
+xr_encode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    xr_ftype_e ft, const xr_node_t *v, xr_node_t **out)
+{
+    xr_wval_t  wv;
+
+    *out = NULL;
+    if (xr_encode_text(ctx, p, m, ft, v, &wv) != XR_OK) {
         return XR_ERROR;
     }
-    *out = n;
-    return XR_OK;
+    *out = xr_wval_node(ctx, &wv);
+    return *out ? XR_OK : XR_ERROR;
 }
 
 
@@ -876,7 +968,7 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 {
     const xr_map_t  *m;
     const xr_node_t *v;
-    xr_node_t       *n;
+    xr_node_t       *n = NULL;
     xr_member_t     *hint = NULL;
     size_t           i;
     xr_path_cache_t  pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
@@ -895,8 +987,8 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
         }
 
         /* bodies decoded here have each canon once: search from the last */
-        v = body->unique ? xr_object_get_next(body, m->canon, &hint)
-                         : xr_object_get(body, m->canon);
+        v = body->unique ? xr_object_get_next(body, m->sf->name, &hint)
+                         : xr_object_get(body, m->sf->name);
         if (v == NULL) {
             if (m->required) {
                 return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
@@ -1173,4 +1265,334 @@ xr_map_encode(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
         *ptxn_out = ptxn;
     }
     return xr_map_encode_txn(ctx, p, msg, ptxn, wire);
+}
+
+
+/* ---- write plans: the wire document without a wire tree --------------- */
+
+/*
+ * Each function below does what its wire-tree twin above does, in the
+ * same order and with the same errors, but keeps the values in the plan's
+ * slots: xr_plan_maps() is xr_encode_maps(), xr_plan_list()
+ * xr_encode_list(), xr_plan_env() xr_encode_env().
+ */
+
+static xr_wvals_t *
+xr_plan_vals(xr_ctx_t *ctx, const xr_wplan_t *plan, xr_wvals_t *d)
+{
+    if (d == NULL) {
+        d = xr_palloc(ctx->pool, sizeof(xr_wvals_t));
+        if (d == NULL) {
+            xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+            return NULL;
+        }
+    }
+    /* every slot is written in turn: only the flags need zeroes */
+    d->plan = plan;
+    d->v = xr_palloc(ctx->pool, plan->nslots * sizeof(xr_wval_t)
+                                + plan->nnodes);
+    if (d->v == NULL) {
+        xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        return NULL;
+    }
+    d->present = (unsigned char *) (d->v + plan->nslots);
+    memset(d->present, 0, plan->nnodes);
+    return d;
+}
+
+
+/*
+ * Marks the objects that get a member.  The mapper adds an object to its
+ * parent with its first field present; the plan has it where its first
+ * field may be.  XR_DECLINED when the two differ (a missing field first in
+ * an object that comes back later): the wire tree writes that order.
+ */
+static int
+xr_plan_order(xr_wvals_t *d)
+{
+    const xr_wplan_t  *plan = d->plan;
+    const xr_wnode_t  *n;
+    size_t             s;
+
+    d->present[plan->root->index] = 1;
+
+    for (s = 0; s < plan->nslots; s++) {
+        if (d->v[s].kind == XR_WV_ABSENT) {
+            continue;
+        }
+        n = plan->leaves[s];
+        d->present[n->index] = 1;
+        for (n = n->parent; !d->present[n->index]; n = n->parent) {
+            if (n->first != s) {
+                return XR_DECLINED;
+            }
+            d->present[n->index] = 1;
+        }
+    }
+    return XR_OK;
+}
+
+
+static int xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_map_t *maps, size_t nmaps, const xr_node_t *body,
+    xr_wvals_t *d, size_t *slot);
+
+
+static int
+xr_plan_list(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    const xr_node_t *v, xr_wval_t *out)
+{
+    xr_wvals_t  *items = NULL;
+    size_t       i, slot;
+    int          rc;
+
+    if (v->type != XR_NODE_ARRAY) {
+        return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
+                       "field %s is a %s, expected a list", XR_FNAME(m),
+                       xr_node_type_name(v->type));
+    }
+
+    if (v->u.arr.count) {
+        items = xr_palloc(ctx->pool, v->u.arr.count * sizeof(xr_wvals_t));
+        if (items == NULL) {
+            return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        }
+    }
+
+    for (i = 0; i < v->u.arr.count; i++) {
+        if (xr_plan_vals(ctx, m->plan, &items[i]) == NULL) {
+            return XR_ERROR;
+        }
+        slot = 0;
+        rc = xr_plan_maps(ctx, p, m->children, m->nchildren,
+                          v->u.arr.items[i], &items[i], &slot);
+        if (rc == XR_OK) {
+            rc = xr_plan_order(&items[i]);
+        }
+        if (rc != XR_OK) {
+            return rc;
+        }
+    }
+
+    out->kind = XR_WV_LIST;
+    out->items = items;
+    out->nitems = v->u.arr.count;
+    return XR_OK;
+}
+
+
+static int
+xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
+    size_t nmaps, const xr_node_t *body, xr_wvals_t *d, size_t *slot)
+{
+    const xr_map_t  *m;
+    const xr_node_t *v;
+    xr_member_t     *hint = NULL;
+    xr_wval_t       *wv;
+    size_t           i;
+    int              rc;
+
+    for (i = 0; i < nmaps; i++) {
+        m = &maps[i];
+
+        if (!xr_map_writes(m)) {
+            continue;   /* envelope handled elsewhere; slices decode only */
+        }
+        wv = &d->v[(*slot)++];
+
+        if (m->is_const) {
+            wv->kind = xr_wire_kind(p, m->as, 0);
+            wv->plain = 0;
+            wv->text = m->value;
+            continue;
+        }
+        wv->kind = XR_WV_ABSENT;
+        wv->plain = 0;
+
+        v = body->unique ? xr_object_get_next(body, m->sf->name, &hint)
+                         : xr_object_get(body, m->sf->name);
+        if (v == NULL) {
+            if (m->required) {
+                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                               "%.*s requires field %s (wire %.*s), the "
+                               "message has none", (int) p->name.len,
+                               p->name.data, XR_FNAME(m), (int) m->wire.len,
+                               m->wire.data);
+            }
+            continue;
+        }
+
+        if (m->sf->type == XR_FT_LIST) {
+            rc = xr_plan_list(ctx, p, m, v, wv);
+        } else {
+            rc = xr_encode_text(ctx, p, m, m->sf->type, v, wv);
+        }
+        if (rc != XR_OK) {
+            return rc;
+        }
+    }
+    return XR_OK;
+}
+
+
+static int
+xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
+    const xr_ptxn_t *ptxn, xr_wvals_t *d, size_t *slot)
+{
+    const xr_mapset_t  *ms = &p->env[msg->dir];
+    const xr_map_t     *m;
+    xr_node_t           tn;
+    xr_wval_t          *wv;
+    xr_str_t            text;
+    size_t              i;
+
+    for (i = 0; i < ms->nmaps; i++) {
+        m = &ms->maps[i];
+        wv = &d->v[(*slot)++];
+
+        if (m->is_const) {
+            wv->kind = xr_wire_kind(p, m->as, 0);
+            wv->plain = 0;
+            wv->text = m->value;
+            continue;
+        }
+        wv->kind = XR_WV_ABSENT;
+        wv->plain = 0;
+
+        if (m->env == XR_ENV_TIME) {
+            tn.type = XR_NODE_TIME;
+            if (msg->has_time) {
+                tn.u.t = msg->time;
+            } else {
+                xr_time_now(&tn.u.t);
+            }
+            if (xr_encode_text(ctx, p, m, XR_FT_DATETIME, &tn, wv)
+                != XR_OK)
+            {
+                return XR_ERROR;
+            }
+            continue;
+        }
+
+        switch (m->env) {
+        case XR_ENV_TXN:
+            if (ptxn == NULL) {
+                continue;
+            }
+            text = ptxn->code;
+            break;
+        case XR_ENV_MSG_ID:     text = msg->msg_id; break;
+        case XR_ENV_ORIGIN:     text = msg->origin; break;
+        case XR_ENV_DEST:       text = msg->dest; break;
+        case XR_ENV_CALLER:     text = msg->caller; break;
+        case XR_ENV_VERSION:    text = msg->version; break;
+        case XR_ENV_DOMAIN:     text = msg->domain; break;
+        case XR_ENV_ERR_MSG:    text = msg->err_msg; break;
+        case XR_ENV_ERR_CODE:   text = msg->err_code; break;
+        case XR_ENV_REF_MSG_ID: text = msg->ref_msg_id; break;
+        case XR_ENV_STATUS:     text = xr_str_from(msg->ok ? "ok" : "error");
+                                break;
+        default:                continue;
+        }
+
+        if (text.len == 0) {
+            if (m->required) {
+                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                               "%.*s requires %s (wire %.*s), the message "
+                               "has none", (int) p->name.len, p->name.data,
+                               XR_FNAME(m), (int) m->wire.len, m->wire.data);
+            }
+            continue;
+        }
+        if (m->max && text.len > m->max
+            && xr_utf8_length(text.data, text.len) > m->max)
+        {
+            return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
+                           "%s is %zu characters long, %.*s allows %zu "
+                           "(wire %.*s)", XR_FNAME(m),
+                           xr_utf8_length(text.data, text.len),
+                           (int) p->name.len, p->name.data, m->max,
+                           (int) m->wire.len, m->wire.data);
+        }
+
+        wv->kind = xr_wire_kind(p, m->as, 0);
+        wv->text = text;
+    }
+    return XR_OK;
+}
+
+
+int
+xr_map_encode_plan(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
+    const xr_ptxn_t **ptxn_out, xr_wvals_t **out)
+{
+    const xr_ptxn_t   *ptxn;
+    const xr_wplan_t  *plan;
+    xr_wvals_t        *d;
+    xr_wval_t         *wv;
+    size_t             slot = 0;
+    int                rc;
+
+    if (msg->domain.len && xr_str_cmp(msg->domain, p->domain) != 0) {
+        return xr_fail(ctx, XR_E_DOMAIN_MISMATCH, NULL,
+                       "a %.*s message cannot be written as %.*s",
+                       (int) msg->domain.len, msg->domain.data,
+                       (int) p->name.len, p->name.data);
+    }
+
+    ptxn = xr_profile_txn(p, msg->txn);
+    if (ptxn == NULL) {
+        return xr_fail(ctx, XR_E_TXN_UNSUPPORTED, "@txn",
+                       "%.*s does not offer transaction %.*s",
+                       (int) p->name.len, p->name.data,
+                       (int) msg->txn.len, msg->txn.data);
+    }
+    *ptxn_out = ptxn;
+
+    /* the writer does not check the depth: the plan's must be allowed */
+    plan = ptxn->plan[msg->dir];
+    if (plan == NULL || plan->depth >= xr_ctx_max_depth(ctx)) {
+        return XR_DECLINED;
+    }
+
+    d = xr_plan_vals(ctx, plan, NULL);
+    if (d == NULL) {
+        return XR_ERROR;
+    }
+
+    if (xr_plan_env(ctx, p, msg, ptxn, d, &slot) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    if (msg->dir == XR_DIR_RESPONSE) {
+        wv = &d->v[slot++];
+        wv->kind = xr_wire_kind(p, p->result_as, 0);
+        wv->plain = 0;
+        wv->text = xr_result_code(p, msg);
+        if (p->message_field.len) {
+            wv = &d->v[slot++];
+            wv->kind = XR_WV_STRING;
+            wv->plain = 0;
+            wv->text = msg->ok || msg->err_msg.len == 0
+                       ? xr_str_from("") : msg->err_msg;
+        }
+    }
+
+    if ((msg->dir == XR_DIR_REQUEST || msg->ok) && msg->body) {
+        rc = xr_plan_maps(ctx, p, ptxn->maps[msg->dir].maps,
+                          ptxn->maps[msg->dir].nmaps, msg->body, d, &slot);
+        if (rc != XR_OK) {
+            return rc;
+        }
+    }
+    while (slot < plan->nslots) {
+        d->v[slot++].kind = XR_WV_ABSENT;
+    }
+
+    if (xr_plan_order(d) != XR_OK) {
+        return XR_DECLINED;
+    }
+
+    *out = d;
+    return XR_OK;
 }

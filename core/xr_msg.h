@@ -5,7 +5,9 @@
  * the domain schema (config/schema/<domain>.conf).
  *
  * Everything a message points to lives in the pool of the ctx that decoded
- * or built it.
+ * or built it (decoded strings point into the wire text there), or in the
+ * configuration (body keys are the schema's field names, codes the
+ * tables').
  */
 
 #ifndef XR_MSG_H

@@ -141,6 +141,12 @@ xr_object_get_next(const xr_node_t *obj, xr_str_t key, xr_member_t **hint)
     /* from the member after the last one found, round to it */
     start = (*hint && (*hint)->next) ? (*hint)->next : obj->u.obj.first;
 
+    /* canonical bodies: keys are the schema's own strings */
+    if (start && start->key.data == key.data && start->key.len == key.len) {
+        *hint = start;
+        return start->value;
+    }
+
     for (m = start; m; m = m->next) {
         if (m->key.len == key.len && m->key.data[0] == key.data[0]
             && memcmp(m->key.data, key.data, key.len) == 0)

@@ -29,6 +29,7 @@ typedef struct {
 
 static __thread char  xr_lfmt_buf[XR_ERRSTR_LEN];
 
+static unsigned xr_key_plain(xr_str_t key);
 static const char *xr_lfmt(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -963,6 +964,10 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
                 tf->pattern = v;
                 m->time = tf;
             }
+            /* written as a number where the codec has them */
+            m->time_numeric = xr_str_eq(m->time->pattern, "epoch")
+                              || xr_str_eq(m->time->pattern, "epoch_ms");
+            m->time_plain = xr_key_plain(m->time->pattern);
         } else if (ft == XR_FT_DATE || ft == XR_FT_DATETIME) {
             return xr_lerr(ld, d->line, "\"%.*s\" needs time=",
                            XR_ARG(d, 1));
@@ -1569,6 +1574,232 @@ xr_check_txn_paths(xr_loader_t *ld, const xr_profile_t *p,
 }
 
 
+/* ---- write plans (xr_profile.h) --------------------------------------- */
+
+/*
+ * Text JSON can hold between quotes as it is: printable ASCII but the
+ * quote and the backslash.
+ */
+static unsigned
+xr_key_plain(xr_str_t key)
+{
+    size_t  i;
+
+    for (i = 0; i < key.len; i++) {
+        if ((unsigned char) key.data[i] < 0x20
+            || (unsigned char) key.data[i] >= 0x7f
+            || key.data[i] == '"' || key.data[i] == '\\')
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+static xr_wnode_t *
+xr_wplan_node(xr_pool_t *pool, xr_wplan_t *plan, xr_wnode_t *parent,
+    xr_str_t key, int slot, size_t first)
+{
+    xr_wnode_t  *n, **link;
+
+    n = xr_pcalloc(pool, sizeof(xr_wnode_t));
+    if (n == NULL) {
+        return NULL;
+    }
+    n->key = key;
+    n->plain = xr_key_plain(key);
+    n->slot = slot;
+    n->first = first;
+    n->index = plan->nnodes++;
+    n->parent = parent;
+
+    if (parent) {
+        for (link = &parent->child; *link; link = &(*link)->next) {
+            /* void */
+        }
+        *link = n;
+    }
+    return n;
+}
+
+
+/*
+ * The slot's path into the plan, objects made on the way as the mapper
+ * would make them.  XR_DECLINED when it meets another slot's path (only
+ * the result and message fields can: the loader refused the rest).
+ */
+static int
+xr_wplan_add(xr_pool_t *pool, xr_wplan_t *plan, xr_str_t path, size_t slot,
+    const xr_wplan_t *items)
+{
+    xr_wnode_t  *n = plan->root, *c;
+    xr_str_t     key;
+    size_t       i;
+    unsigned     depth = 0;
+
+    for ( ;; ) {
+        for (i = 0; i < path.len && path.data[i] != '.'; i++) {
+            /* void */
+        }
+        key.data = path.data;
+        key.len = i;
+        if (key.len == 0) {
+            return XR_DECLINED;
+        }
+        depth++;
+
+        for (c = n->child; c; c = c->next) {
+            if (xr_str_cmp(c->key, key) == 0) {
+                break;
+            }
+        }
+
+        if (i == path.len) {
+            if (c) {
+                return XR_DECLINED;
+            }
+            c = xr_wplan_node(pool, plan, n, key, (int) slot, slot);
+            if (c == NULL) {
+                return XR_ERROR;
+            }
+            c->items = items;
+            plan->leaves[slot] = c;
+            if (items && depth + 1 + items->depth > plan->depth) {
+                plan->depth = depth + 1 + items->depth;
+            }
+            return XR_OK;
+        }
+
+        if (c == NULL) {
+            c = xr_wplan_node(pool, plan, n, key, -1, slot);
+            if (c == NULL) {
+                return XR_ERROR;
+            }
+            if (depth > plan->depth) {
+                plan->depth = depth;
+            }
+        } else if (c->slot >= 0) {
+            return XR_DECLINED;
+        }
+
+        n = c;
+        path.data += i + 1;
+        path.len -= i + 1;
+    }
+}
+
+
+static xr_wplan_t *
+xr_wplan_new(xr_pool_t *pool, size_t nslots)
+{
+    xr_wplan_t  *plan;
+
+    plan = xr_pcalloc(pool, sizeof(xr_wplan_t));
+    if (plan == NULL) {
+        return NULL;
+    }
+    plan->leaves = xr_pcalloc(pool, (nslots + 1) * sizeof(xr_wnode_t *));
+    if (plan->leaves == NULL) {
+        return NULL;
+    }
+    plan->nslots = nslots;
+    plan->root = xr_wplan_node(pool, plan, NULL, (xr_str_t) xr_null_string,
+                               -1, 0);
+    return plan->root ? plan : NULL;
+}
+
+
+/*
+ * The slots of maps (a transaction's or a list's) from slot `base` on;
+ * lists get their items' plan first.
+ */
+static int
+xr_wplan_maps(xr_pool_t *pool, xr_wplan_t *plan, size_t *slot,
+    xr_map_t *maps, size_t nmaps)
+{
+    xr_map_t    *m;
+    xr_wplan_t  *items;
+    size_t       i, k, n;
+    int          rc;
+
+    for (i = 0; i < nmaps; i++) {
+        m = &maps[i];
+        if (!xr_map_writes(m)) {
+            continue;
+        }
+
+        items = NULL;
+        if (m->nchildren) {
+            for (n = 0, k = 0; k < m->nchildren; k++) {
+                n += xr_map_writes(&m->children[k]);
+            }
+            items = xr_wplan_new(pool, n);
+            if (items == NULL) {
+                return XR_ERROR;
+            }
+            n = 0;
+            rc = xr_wplan_maps(pool, items, &n, m->children, m->nchildren);
+            if (rc != XR_OK) {
+                return rc;
+            }
+            m->plan = items;
+        }
+
+        rc = xr_wplan_add(pool, plan, m->wire, (*slot)++, items);
+        if (rc != XR_OK) {
+            return rc;
+        }
+    }
+    return XR_OK;
+}
+
+
+/* The plan of one direction of a transaction; NULL where there is none. */
+static int
+xr_wplan_txn(xr_loader_t *ld, xr_profile_t *p, xr_ptxn_t *t, int dir)
+{
+    xr_pool_t   *pool = ld->cfg->pool;
+    xr_wplan_t  *plan;
+    size_t       n, i, slot = 0;
+    int          rc;
+
+    n = p->env[dir].nmaps + 2;
+    for (i = 0; i < t->maps[dir].nmaps; i++) {
+        n += xr_map_writes(&t->maps[dir].maps[i]);
+    }
+
+    plan = xr_wplan_new(pool, n);
+    if (plan == NULL) {
+        return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
+    }
+
+    rc = XR_OK;
+
+    for (i = 0; rc == XR_OK && i < p->env[dir].nmaps; i++) {
+        rc = xr_wplan_add(pool, plan, p->env[dir].maps[i].wire, slot++,
+                          NULL);
+    }
+    if (rc == XR_OK && dir == XR_DIR_RESPONSE) {
+        rc = xr_wplan_add(pool, plan, p->result_field, slot++, NULL);
+        if (rc == XR_OK && p->message_field.len) {
+            rc = xr_wplan_add(pool, plan, p->message_field, slot++, NULL);
+        }
+    }
+    if (rc == XR_OK) {
+        rc = xr_wplan_maps(pool, plan, &slot, t->maps[dir].maps,
+                           t->maps[dir].nmaps);
+    }
+
+    if (rc == XR_ERROR) {
+        return xr_fail(ld->ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    plan->nslots = slot;
+    t->plan[dir] = (rc == XR_OK) ? plan : NULL;
+    return XR_OK;
+}
+
+
 static int
 xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
 {
@@ -1922,6 +2153,13 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
         if (xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_REQUEST) != XR_OK
             || xr_check_txn_paths(ld, p, &p->txns[j], XR_DIR_RESPONSE)
                != XR_OK)
+        {
+            return XR_ERROR;
+        }
+        if (p->adapter->encode_plan
+            && (xr_wplan_txn(ld, p, &p->txns[j], XR_DIR_REQUEST) != XR_OK
+                || xr_wplan_txn(ld, p, &p->txns[j], XR_DIR_RESPONSE)
+                   != XR_OK))
         {
             return XR_ERROR;
         }

@@ -118,7 +118,9 @@ typedef struct {
     int             line;
 } xr_table_t;
 
-typedef struct xr_map_s  xr_map_t;
+typedef struct xr_map_s    xr_map_t;
+typedef struct xr_wnode_s  xr_wnode_t;
+typedef struct xr_wplan_s  xr_wplan_t;     /* below */
 
 struct xr_map_s {
     xr_str_t            canon;      /* "@msg_id", "cert_no", "items" */
@@ -139,6 +141,10 @@ struct xr_map_s {
     xr_str_t            value;      /* the constant */
     xr_map_t           *children;   /* list element mappings */
     size_t              nchildren;
+    const xr_wplan_t   *plan;       /* lists: the items' write plan */
+    unsigned            time_numeric:1; /* time=epoch or epoch_ms */
+    unsigned            time_plain:1;   /* its pattern's literal text is
+                                           printable ASCII but '"', '\\' */
     int                 line;
 };
 
@@ -146,6 +152,72 @@ typedef struct {
     xr_map_t       *maps;
     size_t          nmaps;
 } xr_mapset_t;
+
+
+/*
+ * A write plan: the wire objects one direction of a transaction (or the
+ * items of a list) writes, as a tree of keys built at load from the map
+ * paths in the order the mapper would add them.  Each map that writes is
+ * a slot: envelope maps, then (answers) the result and message fields,
+ * then the transaction's maps, skipping what the encoder skips.  With it
+ * an adapter writes straight from the slot values (xr_map_encode_plan())
+ * instead of a wire tree.  Profiles where the result or message field
+ * meets a map's path have none: the wire tree handles that.
+ */
+struct xr_wnode_s {
+    xr_str_t            key;
+    unsigned            plain:1;    /* key needs no escaping in JSON */
+    int                 slot;       /* leaf: its slot; objects: -1 */
+    size_t              first;      /* the first slot under it */
+    size_t              index;      /* in the plan, for presence flags */
+    const xr_wplan_t   *items;      /* leaf of a list: its items' plan */
+    xr_wnode_t         *parent;
+    xr_wnode_t         *child;      /* objects: first child, in order */
+    xr_wnode_t         *next;
+};
+
+struct xr_wplan_s {
+    xr_wnode_t         *root;
+    xr_wnode_t        **leaves;     /* by slot */
+    size_t              nslots;
+    size_t              nnodes;
+    unsigned            depth;      /* deepest object or array under root,
+                                       list items included */
+};
+
+/* A map of a transaction or list that writes: a slot of its plan. */
+#define xr_map_writes(m)                                                      \
+    ((m)->is_const || ((m)->env == XR_ENV_NONE && (m)->value.len == 0))
+
+/* The value of a slot, made by xr_map_encode_plan(). */
+typedef enum {
+    XR_WV_ABSENT = 0,
+    XR_WV_STRING,       /* text to quote and escape */
+    XR_WV_NUMBER,       /* a number's text, checked by the writer */
+    XR_WV_BOOL,         /* "true" or "false" */
+    XR_WV_LIST          /* items */
+} xr_wv_kind_e;
+
+typedef struct xr_wvals_s  xr_wvals_t;
+
+typedef struct {
+    xr_wv_kind_e        kind;
+    /*
+     * text is printable ASCII but '"' and '\\' (a string needs no
+     * escaping), and a valid JSON number when kind is XR_WV_NUMBER
+     */
+    unsigned            plain:1;
+    xr_str_t            text;
+    const xr_wvals_t   *items;      /* XR_WV_LIST */
+    size_t              nitems;
+} xr_wval_t;
+
+/* One object written by a plan: the values of its slots. */
+struct xr_wvals_s {
+    const xr_wplan_t   *plan;
+    xr_wval_t          *v;          /* by slot */
+    unsigned char      *present;    /* by node index */
+};
 
 
 /* Fixed-width layouts (codec fixed). */
@@ -186,6 +258,7 @@ typedef struct {
     xr_str_t        path;           /* URL path at the region's system */
     xr_mapset_t     maps[2];
     xr_layout_t    *layout[2];      /* codec fixed: body after the header */
+    const xr_wplan_t *plan[2];      /* NULL: encode through a wire tree */
     int             line;
 } xr_ptxn_t;
 

@@ -68,6 +68,29 @@ xr_time_parse(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
         return xr_time_parse_epoch(ctx, text, field, 1, out);
 
     default:
+        if (xr_time_pattern_check(pattern, NULL) != XR_OK) {
+            return xr_fail(ctx, XR_E_CONFIG, field,
+                           "bad time pattern \"%.*s\"",
+                           (int) pattern.len, pattern.data);
+        }
+        return xr_time_parse_pattern(ctx, pattern, text, field, out);
+    }
+}
+
+
+int
+xr_time_parse_checked(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
+    const char *field, xr_time_t *out)
+{
+    switch (xr_time_kind(pattern)) {
+
+    case XR_TIME_EPOCH:
+        return xr_time_parse_epoch(ctx, text, field, 0, out);
+
+    case XR_TIME_EPOCH_MS:
+        return xr_time_parse_epoch(ctx, text, field, 1, out);
+
+    default:
         return xr_time_parse_pattern(ctx, pattern, text, field, out);
     }
 }
@@ -77,7 +100,19 @@ int
 xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
     xr_str_t *out)
 {
-    char            buf[64];
+    if (xr_time_pattern_check(pattern, NULL) != XR_OK && xr_time_valid(t)) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL, "bad time pattern \"%.*s\"",
+                       (int) pattern.len, pattern.data);
+    }
+    return xr_time_format_checked(ctx, pattern, t, out);
+}
+
+
+int
+xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
+    xr_str_t *out)
+{
+    char            buf[64], *p;
     size_t          i;
     int64_t         v;
     int             n, hour, min, sec, msec;
@@ -88,11 +123,6 @@ xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
                        "time %04d-%02d-%02d %02d:%02d:%02d.%03d is not valid",
                        t->year, t->month, t->day, t->hour, t->min, t->sec,
                        t->msec);
-    }
-
-    if (xr_time_pattern_check(pattern, NULL) != XR_OK) {
-        return xr_fail(ctx, XR_E_CONFIG, NULL, "bad time pattern \"%.*s\"",
-                       (int) pattern.len, pattern.data);
     }
 
     hour = t->has_time ? t->hour : 0;
@@ -155,10 +185,14 @@ xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
         return xr_fail(ctx, XR_E_CONFIG, NULL, "time pattern too long");
     }
 
-    *out = xr_pstr(ctx->pool, buf, (size_t) n);
-    if (out->data == NULL) {
+    buf[n++] = '\0';     /* NUL-terminated, as an xr_pstr() copy was */
+    p = xr_palloc(ctx->pool, (size_t) n);
+    if (p == NULL) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
+    memcpy(p, buf, (size_t) n--);
+    out->data = p;
+    out->len = (size_t) n;
 
     return XR_OK;
 }
@@ -285,6 +319,11 @@ xr_time_now(xr_time_t *out)
 static xr_time_kind_e
 xr_time_kind(xr_str_t pattern)
 {
+    /* a pattern of its own for nearly every field: settle it cheaply */
+    if (pattern.len == 0 || pattern.data[0] != 'e') {
+        return XR_TIME_PATTERN;
+    }
+
     if (xr_str_eq(pattern, "epoch")) {
         return XR_TIME_EPOCH;
     }
@@ -470,11 +509,6 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
     size_t     pi, ti, k, digits;
     int        v, *dst, has_time, has_msec;
     xr_time_t  t;
-
-    if (xr_time_pattern_check(pattern, NULL) != XR_OK) {
-        return xr_fail(ctx, XR_E_CONFIG, field, "bad time pattern \"%.*s\"",
-                       (int) pattern.len, pattern.data);
-    }
 
     memset(&t, 0, sizeof(xr_time_t));
     t.year = 1970;

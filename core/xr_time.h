@@ -18,6 +18,14 @@ int xr_time_parse(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
     const char *field, xr_time_t *out);
 int xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
     xr_str_t *out);
+/*
+ * The same for a pattern xr_time_pattern_check() has passed (a profile's,
+ * checked at load): no check on every call.
+ */
+int xr_time_parse_checked(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
+    const char *field, xr_time_t *out);
+int xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern,
+    const xr_time_t *t, xr_str_t *out);
 /* XR_OK when the pattern uses only the supported conversions. */
 int xr_time_pattern_check(xr_str_t pattern, int *has_time);
 /* ISO 8601 without zone, "2024-12-29T14:17:40" (dumps, canonical JSON). */

@@ -73,6 +73,31 @@ xr_encode(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 {
     const xr_ptxn_t  *ptxn;
     xr_node_t        *wire;
+    xr_wvals_t       *doc;
+    size_t            start = out->len;
+    int               rc;
+
+    if (p->adapter->encode_plan) {
+        /* no wire tree: the adapter writes from the plan's slots */
+        rc = xr_map_encode_plan(ctx, p, msg, &ptxn, &doc);
+        if (rc == XR_ERROR) {
+            return XR_ERROR;
+        }
+        if (rc == XR_OK) {
+            if (p->adapter->encode_plan(ctx, p, doc, out) != XR_OK
+                || out->failed)
+            {
+                out->len = start;
+                if (ctx->err == XR_E_NONE) {
+                    xr_fail(ctx, out->failed ? XR_E_BODY_TOO_LARGE
+                                             : XR_E_INTERNAL,
+                            NULL, "encoding failed");
+                }
+                return XR_ERROR;
+            }
+            return XR_OK;
+        }
+    }
 
     if (xr_map_encode(ctx, p, msg, &ptxn, &wire) != XR_OK) {
         return XR_ERROR;

@@ -42,6 +42,16 @@ int xr_map_encode_txn(xr_ctx_t *ctx, const xr_profile_t *p,
     const xr_msg_t *msg, const xr_ptxn_t *ptxn, xr_node_t **wire);
 
 /*
+ * Like xr_map_encode(), into the slots of the transaction's write plan
+ * (xr_profile.h) for the adapter's encode_plan() instead of a wire tree.
+ * XR_DECLINED when the plan cannot give the wire tree's bytes (there is
+ * none, it nests deeper than ctx allows, or this message's missing fields
+ * would move an object): use xr_map_encode().
+ */
+int xr_map_encode_plan(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_msg_t *msg, const xr_ptxn_t **ptxn, xr_wvals_t **doc);
+
+/*
  * Error answer to a caller: `req` is the caller's decoded request when there
  * is one (its txn and msg_id are echoed), else NULL.  err picks the wire code
  * through the profile's error table; message is free text (UTF-8).
