@@ -57,6 +57,19 @@ def _clean_faults(request):
         request.getfixturevalue('sim').clear_faults()
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_answers(request):
+    """Each test starts with no cached answer: these tests ask the same
+    cards and credentials again and expect the destination to see them
+    (tests/e2e/test_redis.py tests the cache itself)."""
+    if 'gateway' in request.fixturenames \
+            or 'alt_gateway' in request.fixturenames:
+        r = request.getfixturevalue('redis')
+        for key in r.keys('xregion:c:*'):
+            r.cli('DEL', key)
+    yield
+
+
 def error_table():
     """XR error name -> HTTP status, from the one table (core/xr_error.c)."""
     with open(os.path.join(ROOT, 'core', 'xr_error.c')) as f:
