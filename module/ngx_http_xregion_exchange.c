@@ -52,6 +52,8 @@ static ngx_int_t ngx_http_xregion_failed(ngx_http_request_t *r,
     const char *fmt, ...);
 static ngx_int_t ngx_http_xregion_subrequest_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
+static void ngx_http_xregion_late_answer(ngx_http_request_t *sr,
+    ngx_http_xregion_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_xregion_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xregion_outcome(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
@@ -665,6 +667,12 @@ ngx_http_xregion_subrequest_done(ngx_http_request_t *sr, void *data,
     }
 
     if (ctx->state != NGX_HTTP_XREGION_WAITING) {
+
+        if (ctx->claimed) {
+            ngx_http_xregion_late_answer(sr, ctx, rc);
+            return NGX_OK;
+        }
+
         ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
                       "xregion: late answer from %V for msg_id \"%V\" "
                       "dropped, the caller was answered at the deadline",
@@ -693,6 +701,61 @@ ngx_http_xregion_subrequest_done(ngx_http_request_t *sr, void *data,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A money transaction's answer after the caller was told
+ * XR-UPSTREAM-TIMEOUT: recorded all the same, so that the caller's retry
+ * gets what the destination did instead of waiting for the claim to
+ * expire.  Anything less than a whole, readable answer leaves the claim.
+ */
+
+static void
+ngx_http_xregion_late_answer(ngx_http_request_t *sr,
+    ngx_http_xregion_ctx_t *ctx, ngx_int_t rc)
+{
+    xr_msg_t              ans;
+    ngx_str_t             body;
+    ngx_http_upstream_t  *u;
+
+    u = sr->upstream;
+    body.len = 0;
+    body.data = NULL;
+
+    if (sr->out && sr->out->buf) {
+        body.data = sr->out->buf->pos;
+        body.len = sr->out->buf->last - sr->out->buf->pos;
+    }
+
+    if (u == NULL || rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR
+        || sr->headers_out.status < NGX_HTTP_OK
+        || sr->headers_out.status >= NGX_HTTP_SPECIAL_RESPONSE
+        || ctx->answer_too_large || !ctx->answer_done
+        || (u->headers_in.content_length_n >= 0
+            && (off_t) body.len != u->headers_in.content_length_n))
+    {
+        ngx_http_xregion_store_failed(ctx->request, ctx, 1);
+        return;
+    }
+
+    xr_ctx_clear(&ctx->xr);
+    ctx->xr.max_body = ngx_max(body.len, 1);
+
+    if (xr_decode(&ctx->xr, ctx->dest, XR_DIR_RESPONSE, ctx->req.txn,
+                  (const char *) body.data, body.len, &ans)
+        != XR_OK)
+    {
+        ngx_http_xregion_store_failed(ctx->request, ctx, 1);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
+                  "xregion: late answer from %V for msg_id \"%V\" recorded "
+                  "after the deadline: a retry gets it", &ctx->upstream,
+                  &ctx->msg_id);
+
+    ngx_http_xregion_store_after(ctx->request, ctx, &ans);
 }
 
 

@@ -489,8 +489,14 @@ ngx_http_xregion_redis_open(ngx_http_xregion_redis_link_t *link,
         return NGX_ERROR;
     }
 
-    /* a silent peer (a sentinel we only listen to) is noticed too */
-    (void) redisEnableKeepAlive(&ac->c);
+    /*
+     * a silent peer (a sentinel we only listen to) is noticed too; not on
+     * a unix socket, where TCP_KEEPIDLE fails and hiredis would keep the
+     * error for the connection's first write
+     */
+    if (unix_path == NULL || unix_path->len == 0) {
+        (void) redisEnableKeepAlive(&ac->c);
+    }
 
     c = ngx_get_connection(ac->c.fd, rd->log);
     if (c == NULL) {

@@ -52,6 +52,19 @@ typedef struct {
 } ngx_http_xregion_record_log_t;
 
 
+/*
+ * A claim in flight.  It outlives its request: a claim Redis granted after
+ * the request ended (xregion_timeout while asking) is given back, so that
+ * the retry the caller was told to make goes through.
+ */
+typedef struct {
+    ngx_http_request_t       *r;        /* NULL: the request is gone */
+    ngx_pool_cleanup_t       *cln;
+    ngx_str_t                 key;
+    ngx_str_t                 marker;
+} ngx_http_xregion_claim_t;
+
+
 static ngx_int_t ngx_http_xregion_cache_lookup(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, const xr_schema_t *schema,
     const xr_stxn_t *stxn, ngx_http_xregion_loc_conf_t *xlcf);
@@ -61,6 +74,8 @@ static ngx_int_t ngx_http_xregion_claim(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 static void ngx_http_xregion_claim_reply(void *data,
     ngx_http_xregion_reply_t *reply);
+static void ngx_http_xregion_claim_cleanup(void *data);
+static void ngx_http_xregion_release(ngx_str_t *key, ngx_str_t *marker);
 static ngx_int_t ngx_http_xregion_claim_found(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, ngx_str_t *value);
 static void ngx_http_xregion_wait_handler(ngx_event_t *ev);
@@ -883,6 +898,7 @@ ngx_http_xregion_claim(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 {
     u_char                       *p, ttl[NGX_INT_T_LEN];
     ngx_str_t                     argv[7];
+    ngx_http_xregion_claim_t     *claim;
     ngx_http_xregion_loc_conf_t  *xlcf;
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xregion_module);
@@ -911,10 +927,35 @@ ngx_http_xregion_claim(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     argv[6].data = ttl;
     argv[6].len = ngx_sprintf(ttl, "%M", 2 * xlcf->timeout + 10000) - ttl;
 
-    if (ngx_http_xregion_redis_command(r->pool, ngx_http_xregion_claim_reply,
-                                       r, 7, argv)
+    claim = ngx_alloc(sizeof(ngx_http_xregion_claim_t) + ctx->idem_key.len
+                      + ctx->marker.len, r->connection->log);
+    if (claim == NULL) {
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_NOMEM, NULL);
+    }
+
+    claim->r = r;
+    claim->key.data = (u_char *) &claim[1];
+    claim->key.len = ctx->idem_key.len;
+    claim->marker.data = ngx_cpymem(claim->key.data, ctx->idem_key.data,
+                                    ctx->idem_key.len);
+    claim->marker.len = ctx->marker.len;
+    ngx_memcpy(claim->marker.data, ctx->marker.data, ctx->marker.len);
+
+    claim->cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (claim->cln == NULL) {
+        ngx_free(claim);
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_NOMEM, NULL);
+    }
+
+    claim->cln->handler = ngx_http_xregion_claim_cleanup;
+    claim->cln->data = claim;
+
+    if (ngx_http_xregion_redis_command(NULL, ngx_http_xregion_claim_reply,
+                                       claim, 7, argv)
         != NGX_OK)
     {
+        claim->cln->handler = NULL;
+        ngx_free(claim);
         return ngx_http_xregion_unavailable(r, ctx);
     }
 
@@ -925,12 +966,43 @@ ngx_http_xregion_claim(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 
 
 static void
+ngx_http_xregion_claim_cleanup(void *data)
+{
+    ngx_http_xregion_claim_t *claim = data;
+
+    claim->r = NULL;
+    claim->cln = NULL;
+}
+
+
+static void
 ngx_http_xregion_claim_reply(void *data, ngx_http_xregion_reply_t *reply)
 {
-    ngx_http_request_t *r = data;
+    ngx_http_xregion_claim_t *claim = data;
 
     ngx_int_t                rc;
+    ngx_http_request_t      *r;
     ngx_http_xregion_ctx_t  *ctx;
+
+    if (claim->cln) {
+        claim->cln->handler = NULL;
+    }
+
+    r = claim->r;
+
+    if (r == NULL) {
+        if (reply && reply->type == NGX_HTTP_XREGION_REPLY_NIL) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "xregion: claim \"%V\" given back: its request "
+                          "ended before Redis granted it", &claim->key);
+            ngx_http_xregion_release(&claim->key, &claim->marker);
+        }
+
+        ngx_free(claim);
+        return;
+    }
+
+    ngx_free(claim);
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
 
@@ -1352,8 +1424,6 @@ void
 ngx_http_xregion_store_failed(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, ngx_uint_t delivered)
 {
-    ngx_str_t  argv[5];
-
     if (!ctx->claimed) {
         return;
     }
@@ -1368,11 +1438,22 @@ ngx_http_xregion_store_failed(ngx_http_request_t *r,
         return;
     }
 
+    ngx_http_xregion_release(&ctx->idem_key, &ctx->marker);
+}
+
+
+/* The claim goes, if it is still ours. */
+
+static void
+ngx_http_xregion_release(ngx_str_t *key, ngx_str_t *marker)
+{
+    ngx_str_t  argv[5];
+
     ngx_str_set(&argv[0], "EVAL");
     argv[1] = ngx_http_xregion_release_lua;
     ngx_str_set(&argv[2], "1");
-    argv[3] = ctx->idem_key;
-    argv[4] = ctx->marker;
+    argv[3] = *key;
+    argv[4] = *marker;
 
     (void) ngx_http_xregion_redis_command(NULL, NULL, NULL, 5, argv);
 }
