@@ -256,6 +256,9 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
          * table in the configuration): referenced, not copied
          */
         n = xr_node_string_ref(ctx, canon.data, canon.len);
+        if (n) {
+            n->plain = m->table ? m->table->canon_plain : w->plain;
+        }
         break;
 
     case XR_FT_CODE:
@@ -286,6 +289,9 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             }
         }
         n = xr_node_string_ref(ctx, canon.data, canon.len);
+        if (n) {
+            n->plain = m->table ? m->table->canon_plain : w->plain;
+        }
         break;
 
     case XR_FT_INT:
@@ -782,7 +788,9 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
         text = v->u.s;
+        plain = v->plain;
         if (m->table) {
+            plain = m->table->wire_plain;
             if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s has no mapping in "
@@ -1402,7 +1410,8 @@ xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
-            wv->plain = 0;
+            /* a number's text is still the writer's to check */
+            wv->plain = m->value_plain && wv->kind == XR_WV_STRING;
             wv->text = m->value;
             continue;
         }
@@ -1452,7 +1461,8 @@ xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
-            wv->plain = 0;
+            /* a number's text is still the writer's to check */
+            wv->plain = m->value_plain && wv->kind == XR_WV_STRING;
             wv->text = m->value;
             continue;
         }

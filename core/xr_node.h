@@ -54,6 +54,12 @@ struct xr_node_s {
      * wire trees it builds), so writers need not look for repeated keys.
      */
     unsigned        unique:1;
+    /*
+     * STRING: every byte is printable ASCII but '"' and '\\', so a JSON
+     * writer copies it as it is.  Set by the JSON reader and by decoding,
+     * which know; 0 says nothing.
+     */
+    unsigned        plain:1;
     union {
         int             b;
         xr_str_t        s;          /* STRING, NUMBER */

@@ -280,6 +280,14 @@ xr_parse_table(xr_loader_t *ld, const xr_cdir_t *d, xr_table_t *t)
         t->codes[t->ncodes].wire = e->args[1];
         t->ncodes++;
     }
+
+    /* what the JSON writer may copy without escaping (xr_node_t plain) */
+    t->canon_plain = 1;
+    t->wire_plain = 1;
+    for (j = 0; j < t->ncodes; j++) {
+        t->canon_plain &= xr_key_plain(t->codes[j].canon);
+        t->wire_plain &= xr_key_plain(t->codes[j].wire);
+    }
     return XR_OK;
 }
 
@@ -804,6 +812,7 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
             m->is_const = 1;
             m->wire = d->args[1];
             m->value = d->args[2];
+            m->value_plain = xr_key_plain(m->value);
             xr_map_split_wire(m);
             if (xr_conf_opt(d, 3, "as", &v)) {
                 if (xr_str_eq(v, "number")) {
