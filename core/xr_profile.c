@@ -2556,8 +2556,13 @@ xr_table_to_wire(const xr_table_t *t, xr_str_t canon, xr_str_t *wire)
 {
     size_t  i;
 
+    /* lengths first: most entries differ there, without a call */
     for (i = 0; i < t->ncodes; i++) {
-        if (xr_str_cmp(t->codes[i].canon, canon) == 0) {
+        if (t->codes[i].canon.len == canon.len
+            && (canon.len == 0
+                || memcmp(t->codes[i].canon.data, canon.data, canon.len)
+                   == 0))
+        {
             *wire = t->codes[i].wire;
             return XR_OK;
         }
@@ -2572,7 +2577,10 @@ xr_table_to_canon(const xr_table_t *t, xr_str_t wire, xr_str_t *canon)
     size_t  i;
 
     for (i = 0; i < t->ncodes; i++) {
-        if (xr_str_cmp(t->codes[i].wire, wire) == 0) {
+        if (t->codes[i].wire.len == wire.len
+            && (wire.len == 0
+                || memcmp(t->codes[i].wire.data, wire.data, wire.len) == 0))
+        {
             *canon = t->codes[i].canon;
             return XR_OK;
         }
