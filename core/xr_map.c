@@ -183,8 +183,12 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
     *out = NULL;
 
+    /*
+     * nodes come with their member (xr_node_new_member()): the body adds
+     * them with xr_object_add_own()
+     */
     if (ft == XR_FT_BOOL && w && w->type == XR_NODE_BOOL) {
-        n = xr_node_new(ctx, XR_NODE_BOOL);
+        n = xr_node_new_member(ctx, XR_NODE_BOOL);
         if (n == NULL) {
             return XR_ERROR;
         }
@@ -255,8 +259,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
          * the wire text lives in the same pool as the message (or the
          * table in the configuration): referenced, not copied
          */
-        n = xr_node_string_ref(ctx, canon.data, canon.len);
+        n = xr_node_new_member(ctx, XR_NODE_STRING);
         if (n) {
+            n->u.s.data = canon.data ? canon.data : "";
+            n->u.s.len = canon.data ? canon.len : 0;
             n->plain = m->table ? m->table->canon_plain : w->plain;
         }
         break;
@@ -277,7 +283,11 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             size_t  i;
 
             for (i = 0; i < sf->nvalues; i++) {
-                if (xr_str_cmp(sf->values[i], canon) == 0) {
+                if (sf->values[i].len == canon.len
+                    && (canon.len == 0
+                        || memcmp(sf->values[i].data, canon.data, canon.len)
+                           == 0))
+                {
                     break;
                 }
             }
@@ -288,8 +298,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                XR_FNAME(m));
             }
         }
-        n = xr_node_string_ref(ctx, canon.data, canon.len);
+        n = xr_node_new_member(ctx, XR_NODE_STRING);
         if (n) {
+            n->u.s.data = canon.data ? canon.data : "";
+            n->u.s.len = canon.data ? canon.len : 0;
             n->plain = m->table ? m->table->canon_plain : w->plain;
         }
         break;
@@ -303,7 +315,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                                                : text.len),
                            text.data);
         }
-        n = xr_node_int(ctx, XR_NODE_INT, v);
+        n = xr_node_new_member(ctx, XR_NODE_INT);
+        if (n) {
+            n->u.i = v;
+        }
         break;
 
     case XR_FT_AMOUNT:
@@ -318,7 +333,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         {
             return XR_ERROR;
         }
-        n = xr_node_int(ctx, XR_NODE_AMOUNT, v);
+        n = xr_node_new_member(ctx, XR_NODE_AMOUNT);
+        if (n) {
+            n->u.i = v;
+        }
         break;
 
     case XR_FT_BOOL:
@@ -330,7 +348,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), (int) m->table->name.len,
                            m->table->name.data);
         }
-        n = xr_node_new(ctx, XR_NODE_BOOL);
+        n = xr_node_new_member(ctx, XR_NODE_BOOL);
         if (n == NULL) {
             return XR_ERROR;
         }
@@ -361,7 +379,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             t.has_msec = 0;
             t.hour = t.min = t.sec = t.msec = 0;
         }
-        n = xr_node_new(ctx, XR_NODE_TIME);
+        n = xr_node_new_member(ctx, XR_NODE_TIME);
         if (n) {
             n->u.t = t;
         }
@@ -500,7 +518,9 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
          * keyed by the schema's name, the same bytes as m->canon: encoders
          * of every profile look it up by that pointer (xr_object_get_next)
          */
-        if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
+        if (m->sf->type != XR_FT_LIST) {
+            xr_object_add_own(body, m->sf->name, v);
+        } else if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
             return XR_ERROR;
         }
     }
