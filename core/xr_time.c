@@ -524,6 +524,7 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
 {
     char       quoted[XR_QUOTE_MAX + 4];
     size_t     pi, ti, k, digits;
+    unsigned   d0, d1;
     int        v, *dst, has_time, has_msec;
     xr_time_t  t;
 
@@ -582,6 +583,18 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
 
         if (text.len - ti < digits) {
             goto mismatch;
+        }
+
+        if (digits == 2) {
+            /* most conversions: both digits at once */
+            d0 = (unsigned) ((unsigned char) text.data[ti] - '0');
+            d1 = (unsigned) ((unsigned char) text.data[ti + 1] - '0');
+            if (d0 > 9 || d1 > 9) {
+                goto mismatch;
+            }
+            *dst = (int) (d0 * 10 + d1);
+            ti += 2;
+            continue;
         }
 
         v = 0;
