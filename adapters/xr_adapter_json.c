@@ -95,6 +95,8 @@ typedef struct {
     size_t                  nodes_left;
     size_t                  max_nodes;
     unsigned                max_depth;
+    unsigned                plain;      /* the last string read needed no
+                                           attention (xr_node_t) */
 
     xr_json_frame_t        *frames;
     size_t                  nframes;
@@ -789,6 +791,8 @@ xr_json_string(xr_json_dec_t *d, unsigned char *p, xr_str_t *out)
             return p + 1;
         }
 
+        d->plain = 0;
+
         if (c >= 0x80) {
             n = xr_json_utf8(p);
             if (n == 0) {
@@ -1095,6 +1099,7 @@ value:
         goto value;
 
     case '"':
+        d->plain = 1;
         p = xr_json_string(d, p + 1, &str);
         if (p == NULL) {
             return XR_ERROR;
@@ -1104,6 +1109,7 @@ value:
             return XR_ERROR;
         }
         v->u.s = str;
+        v->plain = d->plain;
         break;
 
     case '-':
@@ -1128,6 +1134,7 @@ value:
         }
         v->u.s.data = (char *) at;
         v->u.s.len = (size_t) (p - at);
+        v->plain = 1;   /* digits, signs, '.', 'e' */
         break;
 
     case 't':

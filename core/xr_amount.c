@@ -39,46 +39,50 @@ int
 xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
     int negative, const char *field, int64_t *fen)
 {
-    size_t       i, int_start, int_end, frac_start, frac_end;
-    int64_t      v;
-    int          neg;
-    const char  *p = text.data;
-
-    i = 0;
-    neg = 0;
+    const unsigned char  *p, *end, *frac;
+    uint64_t              v;
+    unsigned              d;
+    int                   neg;
 
     if (text.len == 0) {
         return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
                               "is empty");
     }
 
-    if (p[0] == '-') {
-        neg = 1;
-        i++;
+    p = (const unsigned char *) text.data;
+    end = p + text.len;
+
+    neg = (*p == '-');
+    p += neg;
+
+    /*
+     * One pass: the value is gathered with the digits, and stops growing
+     * once it is past the range (the errors' order stays the grammar's:
+     * format and precision are settled before the range is looked at).
+     */
+    v = 0;
+    frac = p;
+    while (p < end && (d = (unsigned) (*p - '0')) <= 9) {
+        if (v <= (uint64_t) XR_AMOUNT_MAX_FEN) {
+            v = v * 10 + d;
+        }
+        p++;
     }
 
-    int_start = i;
-    while (i < text.len && p[i] >= '0' && p[i] <= '9') {
-        i++;
-    }
-    int_end = i;
-
-    if (int_end == int_start) {
+    if (p == frac) {
         return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
                               "is not a decimal number");
     }
 
-    frac_start = frac_end = i;
+    frac = NULL;
 
-    if (i < text.len && p[i] == '.') {
-        i++;
-        frac_start = i;
-        while (i < text.len && p[i] >= '0' && p[i] <= '9') {
-            i++;
+    if (p < end && *p == '.') {
+        frac = ++p;
+        while (p < end && (unsigned) (*p - '0') <= 9) {
+            p++;
         }
-        frac_end = i;
 
-        if (frac_end == frac_start || i != text.len) {
+        if (p == frac || p != end) {
             return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
                                   "is not a decimal number");
         }
@@ -89,49 +93,34 @@ xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
                                   "numbers");
         }
 
-        if (frac_end - frac_start > 2) {
+        if (p - frac > 2) {
             return xr_amount_fail(ctx, XR_E_AMOUNT_PRECISION, text, field,
                                   "has more than two decimals");
         }
     }
 
-    if (i != text.len) {
+    if (p != end) {
         return xr_amount_fail(ctx, XR_E_FIELD_FORMAT, text, field,
                               "is not a decimal number");
     }
 
-    /*
-     * The value in fen, never above XR_AMOUNT_MAX_FEN, so it cannot
-     * overflow: the check runs before each multiplication.
-     */
-
-    v = 0;
-
-    for (i = int_start; i < int_end; i++) {
-        if (v > XR_AMOUNT_MAX_FEN / 10) {
-            return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
-                                  "is out of range");
-        }
-        v = v * 10 + (p[i] - '0');
-    }
-
     if (unit != XR_AMOUNT_FEN) {
-        if (v > XR_AMOUNT_MAX_FEN / 100) {
+        if (v > (uint64_t) XR_AMOUNT_MAX_FEN / 100) {
             return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
                                   "is out of range");
         }
 
         v *= 100;
 
-        if (frac_end - frac_start >= 1) {
-            v += (p[frac_start] - '0') * 10;
-        }
-        if (frac_end - frac_start == 2) {
-            v += p[frac_start + 1] - '0';
+        if (frac) {
+            v += (unsigned) (frac[0] - '0') * 10;
+            if (end - frac == 2) {
+                v += (unsigned) (frac[1] - '0');
+            }
         }
     }
 
-    if (v > XR_AMOUNT_MAX_FEN) {
+    if (v > (uint64_t) XR_AMOUNT_MAX_FEN) {
         return xr_amount_fail(ctx, XR_E_AMOUNT_RANGE, text, field,
                               "is out of range");
     }
@@ -141,10 +130,11 @@ xr_amount_parse(xr_ctx_t *ctx, xr_str_t text, xr_amount_unit_e unit,
             return xr_amount_fail(ctx, XR_E_AMOUNT_NEGATIVE, text, field,
                                   "is negative");
         }
-        v = -v;
+        *fen = -(int64_t) v;
+        return XR_OK;
     }
 
-    *fen = v;
+    *fen = (int64_t) v;
 
     return XR_OK;
 }

@@ -183,8 +183,12 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
     *out = NULL;
 
+    /*
+     * nodes come with their member (xr_node_new_member()): the body adds
+     * them with xr_object_add_own()
+     */
     if (ft == XR_FT_BOOL && w && w->type == XR_NODE_BOOL) {
-        n = xr_node_new(ctx, XR_NODE_BOOL);
+        n = xr_node_new_member(ctx, XR_NODE_BOOL);
         if (n == NULL) {
             return XR_ERROR;
         }
@@ -255,7 +259,12 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
          * the wire text lives in the same pool as the message (or the
          * table in the configuration): referenced, not copied
          */
-        n = xr_node_string_ref(ctx, canon.data, canon.len);
+        n = xr_node_new_member(ctx, XR_NODE_STRING);
+        if (n) {
+            n->u.s.data = canon.data ? canon.data : "";
+            n->u.s.len = canon.data ? canon.len : 0;
+            n->plain = m->table ? m->table->canon_plain : w->plain;
+        }
         break;
 
     case XR_FT_CODE:
@@ -274,7 +283,11 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             size_t  i;
 
             for (i = 0; i < sf->nvalues; i++) {
-                if (xr_str_cmp(sf->values[i], canon) == 0) {
+                if (sf->values[i].len == canon.len
+                    && (canon.len == 0
+                        || memcmp(sf->values[i].data, canon.data, canon.len)
+                           == 0))
+                {
                     break;
                 }
             }
@@ -285,7 +298,12 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                XR_FNAME(m));
             }
         }
-        n = xr_node_string_ref(ctx, canon.data, canon.len);
+        n = xr_node_new_member(ctx, XR_NODE_STRING);
+        if (n) {
+            n->u.s.data = canon.data ? canon.data : "";
+            n->u.s.len = canon.data ? canon.len : 0;
+            n->plain = m->table ? m->table->canon_plain : w->plain;
+        }
         break;
 
     case XR_FT_INT:
@@ -297,7 +315,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                                                                : text.len),
                            text.data);
         }
-        n = xr_node_int(ctx, XR_NODE_INT, v);
+        n = xr_node_new_member(ctx, XR_NODE_INT);
+        if (n) {
+            n->u.i = v;
+        }
         break;
 
     case XR_FT_AMOUNT:
@@ -312,7 +333,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         {
             return XR_ERROR;
         }
-        n = xr_node_int(ctx, XR_NODE_AMOUNT, v);
+        n = xr_node_new_member(ctx, XR_NODE_AMOUNT);
+        if (n) {
+            n->u.i = v;
+        }
         break;
 
     case XR_FT_BOOL:
@@ -324,7 +348,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), (int) m->table->name.len,
                            m->table->name.data);
         }
-        n = xr_node_new(ctx, XR_NODE_BOOL);
+        n = xr_node_new_member(ctx, XR_NODE_BOOL);
         if (n == NULL) {
             return XR_ERROR;
         }
@@ -355,7 +379,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
             t.has_msec = 0;
             t.hour = t.min = t.sec = t.msec = 0;
         }
-        n = xr_node_new(ctx, XR_NODE_TIME);
+        n = xr_node_new_member(ctx, XR_NODE_TIME);
         if (n) {
             n->u.t = t;
         }
@@ -494,7 +518,9 @@ xr_decode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
          * keyed by the schema's name, the same bytes as m->canon: encoders
          * of every profile look it up by that pointer (xr_object_get_next)
          */
-        if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
+        if (m->sf->type != XR_FT_LIST) {
+            xr_object_add_own(body, m->sf->name, v);
+        } else if (xr_object_add(ctx, body, m->sf->name, v) != XR_OK) {
             return XR_ERROR;
         }
     }
@@ -782,7 +808,9 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                            XR_FNAME(m), xr_node_type_name(v->type));
         }
         text = v->u.s;
+        plain = v->plain;
         if (m->table) {
+            plain = m->table->wire_plain;
             if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s has no mapping in "
@@ -1402,7 +1430,8 @@ xr_plan_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
-            wv->plain = 0;
+            /* a number's text is still the writer's to check */
+            wv->plain = m->value_plain && wv->kind == XR_WV_STRING;
             wv->text = m->value;
             continue;
         }
@@ -1452,7 +1481,8 @@ xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
 
         if (m->is_const) {
             wv->kind = xr_wire_kind(p, m->as, 0);
-            wv->plain = 0;
+            /* a number's text is still the writer's to check */
+            wv->plain = m->value_plain && wv->kind == XR_WV_STRING;
             wv->text = m->value;
             continue;
         }

@@ -72,6 +72,51 @@ xr_node_number(xr_ctx_t *ctx, const char *s, size_t len)
 }
 
 
+/* xr_node_new_member(): the member first, its node right after it */
+typedef struct {
+    xr_member_t     m;
+    xr_node_t       n;
+} xr_node_pair_t;
+
+
+xr_node_t *
+xr_node_new_member(xr_ctx_t *ctx, xr_node_type_e type)
+{
+    xr_node_pair_t  *pair;
+
+    pair = xr_palloc(ctx->pool, sizeof(xr_node_pair_t));
+    if (pair == NULL) {
+        xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+        return NULL;
+    }
+    memset(&pair->n, 0, sizeof(xr_node_t));
+    pair->n.type = type;
+    ctx->nodes++;
+    return &pair->n;
+}
+
+
+void
+xr_object_add_own(xr_node_t *obj, xr_str_t key, xr_node_t *value)
+{
+    xr_member_t  *m;
+
+    m = &((xr_node_pair_t *) ((char *) value
+                              - offsetof(xr_node_pair_t, n)))->m;
+    m->key = key;
+    m->value = value;
+    m->next = NULL;
+
+    if (obj->u.obj.last) {
+        obj->u.obj.last->next = m;
+    } else {
+        obj->u.obj.first = m;
+    }
+    obj->u.obj.last = m;
+    obj->u.obj.count++;
+}
+
+
 xr_node_t *
 xr_node_int(xr_ctx_t *ctx, xr_node_type_e type, int64_t v)
 {

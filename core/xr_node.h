@@ -54,6 +54,12 @@ struct xr_node_s {
      * wire trees it builds), so writers need not look for repeated keys.
      */
     unsigned        unique:1;
+    /*
+     * STRING: every byte is printable ASCII but '"' and '\\', so a JSON
+     * writer copies it as it is.  Set by the JSON reader and by decoding,
+     * which know; 0 says nothing.
+     */
+    unsigned        plain:1;
     union {
         int             b;
         xr_str_t        s;          /* STRING, NUMBER */
@@ -86,6 +92,14 @@ xr_node_t *xr_node_int(xr_ctx_t *ctx, xr_node_type_e type, int64_t v);
 /* The key is borrowed: it must live as long as the tree (pool or static). */
 int xr_object_add(xr_ctx_t *ctx, xr_node_t *obj, xr_str_t key,
     xr_node_t *value);
+/*
+ * A node made together with the member that may hold it, in one
+ * allocation (decoding makes one per field); NULL as xr_node_new().
+ * xr_object_add_own() adds such a node to obj through that member, and
+ * cannot fail; a node never added just leaves the member unused.
+ */
+xr_node_t *xr_node_new_member(xr_ctx_t *ctx, xr_node_type_e type);
+void xr_object_add_own(xr_node_t *obj, xr_str_t key, xr_node_t *value);
 /* First member with that key, or NULL. */
 xr_node_t *xr_object_get(const xr_node_t *obj, xr_str_t key);
 /*

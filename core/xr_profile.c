@@ -280,6 +280,14 @@ xr_parse_table(xr_loader_t *ld, const xr_cdir_t *d, xr_table_t *t)
         t->codes[t->ncodes].wire = e->args[1];
         t->ncodes++;
     }
+
+    /* what the JSON writer may copy without escaping (xr_node_t plain) */
+    t->canon_plain = 1;
+    t->wire_plain = 1;
+    for (j = 0; j < t->ncodes; j++) {
+        t->canon_plain &= xr_key_plain(t->codes[j].canon);
+        t->wire_plain &= xr_key_plain(t->codes[j].wire);
+    }
     return XR_OK;
 }
 
@@ -804,6 +812,7 @@ xr_parse_maps(xr_pload_t *pl, const xr_cdir_t *block, size_t nblock,
             m->is_const = 1;
             m->wire = d->args[1];
             m->value = d->args[2];
+            m->value_plain = xr_key_plain(m->value);
             xr_map_split_wire(m);
             if (xr_conf_opt(d, 3, "as", &v)) {
                 if (xr_str_eq(v, "number")) {
@@ -2547,8 +2556,13 @@ xr_table_to_wire(const xr_table_t *t, xr_str_t canon, xr_str_t *wire)
 {
     size_t  i;
 
+    /* lengths first: most entries differ there, without a call */
     for (i = 0; i < t->ncodes; i++) {
-        if (xr_str_cmp(t->codes[i].canon, canon) == 0) {
+        if (t->codes[i].canon.len == canon.len
+            && (canon.len == 0
+                || memcmp(t->codes[i].canon.data, canon.data, canon.len)
+                   == 0))
+        {
             *wire = t->codes[i].wire;
             return XR_OK;
         }
@@ -2563,7 +2577,10 @@ xr_table_to_canon(const xr_table_t *t, xr_str_t wire, xr_str_t *canon)
     size_t  i;
 
     for (i = 0; i < t->ncodes; i++) {
-        if (xr_str_cmp(t->codes[i].wire, wire) == 0) {
+        if (t->codes[i].wire.len == wire.len
+            && (wire.len == 0
+                || memcmp(t->codes[i].wire.data, wire.data, wire.len) == 0))
+        {
             *canon = t->codes[i].canon;
             return XR_OK;
         }

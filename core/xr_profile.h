@@ -115,6 +115,9 @@ typedef struct {
     xr_code_t      *codes;
     size_t          ncodes;
     xr_str_t        default_wire;   /* "default" entry, may be empty */
+    /* every canon / wire value of codes[] is plain JSON string text */
+    unsigned        canon_plain:1;
+    unsigned        wire_plain:1;
     int             line;
 } xr_table_t;
 
@@ -139,6 +142,8 @@ struct xr_map_s {
     unsigned            canon_again:1;  /* an earlier map of its list has
                                            the same canon (slices) */
     xr_str_t            value;      /* the constant */
+    unsigned            value_plain:1;  /* it is printable ASCII but '"',
+                                           '\\' */
     xr_map_t           *children;   /* list element mappings */
     size_t              nchildren;
     const xr_wplan_t   *plan;       /* lists: the items' write plan */

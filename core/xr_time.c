@@ -34,6 +34,13 @@
 #define XR_TIME_MAX_DAYS     INT64_C(2932896)
 
 
+/* "00" to "99": two digits of a formatted time at once */
+static const char  xr_time_2d[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+
 typedef enum {
     XR_TIME_PATTERN = 0,
     XR_TIME_EPOCH,
@@ -160,25 +167,35 @@ xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
 
         switch (pattern.data[++i]) {
         case 'Y':
-            buf[n++] = (char) ('0' + t->year / 1000 % 10);
-            buf[n++] = (char) ('0' + t->year / 100 % 10);
-            buf[n++] = (char) ('0' + t->year / 10 % 10);
-            buf[n++] = (char) ('0' + t->year % 10);
-            break;
+            /* a valid time's year has four digits: 0001-9999 */
+            memcpy(buf + n, xr_time_2d + 2 * (t->year / 100), 2);
+            memcpy(buf + n + 2, xr_time_2d + 2 * (t->year % 100), 2);
+            n += 4;
+            continue;
         case 'L':
             buf[n++] = (char) ('0' + msec / 100 % 10);
             buf[n++] = (char) ('0' + msec / 10 % 10);
             buf[n++] = (char) ('0' + msec % 10);
+            continue;
+        case 'm':
+            v = t->month;
+            break;
+        case 'd':
+            v = t->day;
+            break;
+        case 'H':
+            v = hour;
+            break;
+        case 'M':
+            v = min;
             break;
         default:
-            v = pattern.data[i] == 'm' ? t->month
-                : pattern.data[i] == 'd' ? t->day
-                : pattern.data[i] == 'H' ? hour
-                : pattern.data[i] == 'M' ? min : sec;
-            buf[n++] = (char) ('0' + v / 10 % 10);
-            buf[n++] = (char) ('0' + v % 10);
+            v = sec;
             break;
         }
+        /* every two-digit field of a valid time is 00-99 */
+        memcpy(buf + n, xr_time_2d + 2 * v, 2);
+        n += 2;
     }
 
     if (i < pattern.len) {
@@ -507,6 +524,7 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
 {
     char       quoted[XR_QUOTE_MAX + 4];
     size_t     pi, ti, k, digits;
+    unsigned   d0, d1;
     int        v, *dst, has_time, has_msec;
     xr_time_t  t;
 
@@ -565,6 +583,18 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
 
         if (text.len - ti < digits) {
             goto mismatch;
+        }
+
+        if (digits == 2) {
+            /* most conversions: both digits at once */
+            d0 = (unsigned) ((unsigned char) text.data[ti] - '0');
+            d1 = (unsigned) ((unsigned char) text.data[ti + 1] - '0');
+            if (d0 > 9 || d1 > 9) {
+                goto mismatch;
+            }
+            *dst = (int) (d0 * 10 + d1);
+            ti += 2;
+            continue;
         }
 
         v = 0;

@@ -77,6 +77,30 @@ xr_fuzz_round_trip(xr_ctx_t *ctx, const xr_profile_t *p,
 }
 
 
+/*
+ * Whether a node's `plain` mark is true: writers copy such text unescaped.
+ * Unmarked text says nothing.
+ */
+static int
+xr_fuzz_plain_ok(const xr_node_t *n)
+{
+    size_t  i;
+
+    if (!n->plain) {
+        return 1;
+    }
+    for (i = 0; i < n->u.s.len; i++) {
+        if ((unsigned char) n->u.s.data[i] < 0x20
+            || (unsigned char) n->u.s.data[i] >= 0x80
+            || n->u.s.data[i] == '"' || n->u.s.data[i] == '\\')
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
 /* Whether our tree and jansson's hold the same values. */
 static int
 xr_fuzz_same(const xr_node_t *n, json_t *j)
@@ -122,6 +146,7 @@ xr_fuzz_same(const xr_node_t *n, json_t *j)
 
     case JSON_STRING:
         return n->type == XR_NODE_STRING
+               && xr_fuzz_plain_ok(n)
                && n->u.s.len == json_string_length(j)
                && (n->u.s.len == 0
                    || memcmp(n->u.s.data, json_string_value(j), n->u.s.len)
@@ -129,7 +154,9 @@ xr_fuzz_same(const xr_node_t *n, json_t *j)
 
     case JSON_INTEGER:
         /* jansson took it for an integer: 64 bits, no fraction, no exponent */
-        if (n->type != XR_NODE_NUMBER || n->u.s.len >= sizeof(text)) {
+        if (n->type != XR_NODE_NUMBER || n->u.s.len >= sizeof(text)
+            || !xr_fuzz_plain_ok(n))
+        {
             return 0;
         }
         memcpy(text, n->u.s.data, n->u.s.len);
@@ -142,7 +169,7 @@ xr_fuzz_same(const xr_node_t *n, json_t *j)
 
     case JSON_REAL:
         /* the same reading of our literal text */
-        if (n->type != XR_NODE_NUMBER) {
+        if (n->type != XR_NODE_NUMBER || !xr_fuzz_plain_ok(n)) {
             return 0;
         }
         lit = json_loadb(n->u.s.data, n->u.s.len, JSON_DECODE_ANY, &error);
