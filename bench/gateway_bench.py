@@ -75,13 +75,15 @@ def worker_pids(master_pid):
 
 
 def cpu_ticks(pids):
-    user = system = 0
+    """(user ticks, system ticks, minor page faults) of the processes."""
+    user = system = minflt = 0
     for pid in pids:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
+        minflt += int(fields[7])
         user += int(fields[11])
         system += int(fields[12])
-    return user, system
+    return user, system, minflt
 
 
 def parse_wrk(out):
@@ -264,6 +266,7 @@ wrk.headers["Content-Type"] = "application/json"
             r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
             r["sys_us"] = (after[1] - before[1]) / hz * 1e6 / n
             r["cpu_us"] = r["user_us"] + r["sys_us"]
+            r["faults"] = (after[2] - before[2]) / n
             results[name] = r
 
         # the translated answer must be right, or the figure means nothing
@@ -281,13 +284,13 @@ wrk.headers["Content-Type"] = "application/json"
     print("wrk -t1 -c%d -d%ds; gateway worker on CPU 0, wrk and the "
           "upstream on CPU 1; %s" % (args.connections, args.seconds,
                                      os.uname().release))
-    print("%-18s %10s %9s %9s %12s %12s %7s" % (
+    print("%-18s %10s %9s %9s %12s %12s %8s %7s" % (
         "", "req/s", "p50 ms", "p99 ms", "CPU us/req", "(user+sys)",
-        "errors"))
+        "faults/r", "errors"))
     for name, r in results.items():
-        print("%-18s %10.0f %9.3f %9.3f %12.1f %5.1f+%-6.1f %7d" % (
+        print("%-18s %10.0f %9.3f %9.3f %12.1f %5.1f+%-6.1f %8.2f %7d" % (
             name, r["rps"], r["p50"], r["p99"], r["cpu_us"], r["user_us"],
-            r["sys_us"], r["non2xx"]))
+            r["sys_us"], r["faults"], r["non2xx"]))
     if len(results) < 3:
         shutil.rmtree(tmp, ignore_errors=True)
         return 0
