@@ -216,10 +216,12 @@ ngx_http_xregion_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 {
-    u_char                       *data;
-    size_t                        len;
-    ngx_int_t                     rc;
-    ngx_http_xregion_loc_conf_t  *xlcf;
+    u_char                        *data;
+    size_t                         len;
+    xr_str_t                       code;
+    ngx_int_t                      rc;
+    ngx_http_xregion_loc_conf_t   *xlcf;
+    ngx_http_xregion_main_conf_t  *xmcf;
 
     xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xregion_module);
 
@@ -264,6 +266,22 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         return ngx_http_xregion_answer_error(r, ctx, XR_E_NOMEM, NULL);
     }
 
+    /* the destination region: what access rules and routes go by */
+
+    xmcf = ngx_http_get_module_main_conf(r, ngx_http_xregion_module);
+
+    if (xr_route_region(&ctx->xr, xmcf->config, &ctx->req, &code) != XR_OK) {
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
+    }
+
+    ngx_http_xregion_nstr(&ctx->dest_code, code);
+
+    if (ngx_http_xregion_access(xmcf, ctx) != NGX_OK) {
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_FORBIDDEN,
+                   "%V may not use %V %V toward %V", &ctx->caller_name,
+                   &ctx->domain, &ctx->txn, &ctx->dest_code);
+    }
+
     /* from here on the caller waits xregion_timeout at most */
 
     ctx->deadline.handler = ngx_http_xregion_deadline;
@@ -299,13 +317,9 @@ ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 
     xmcf = ngx_http_get_module_main_conf(r, ngx_http_xregion_module);
 
-    /* route: destination region, upstream, destination profile */
+    /* route: upstream, destination profile */
 
-    if (xr_route_region(&ctx->xr, xmcf->config, &ctx->req, &code) != XR_OK) {
-        return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
-    }
-
-    ngx_http_xregion_nstr(&ctx->dest_code, code);
+    code = ngx_http_xregion_xstr(&ctx->dest_code);
 
     ctx->dest_region = ngx_http_xregion_region_of(xmcf, code);
 

@@ -118,6 +118,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, timeout),
       NULL },
 
+    { ngx_string("xregion_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_xregion_allow_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_redis_directive,
@@ -422,6 +429,13 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
+        if (xmcf->allow) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"xregion_allow\" needs \"xregion_config\" in "
+                          "the http block");
+            return NGX_ERROR;
+        }
+
         if (xmcf->dests.nelts) {
             dest = xmcf->dests.elts;
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -444,6 +458,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_endpoints_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_access_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

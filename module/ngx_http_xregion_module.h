@@ -12,6 +12,7 @@
  *   ngx_http_xregion_answer.c     answers to the caller, failure log lines
  *   ngx_http_xregion_variables.c  $xregion_* variables
  *   ngx_http_xregion_pool.c       the core's arena over an ngx_pool_t
+ *   ngx_http_xregion_access.c     xregion_allow: who may call what, where
  *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
  *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
  *
@@ -179,6 +180,8 @@ typedef struct {
     ngx_array_t                 endpoints;      /* ngx_http_xregion_loc_conf_t *
                                                  */
     ngx_http_xregion_redis_conf_t  *redis;      /* NULL: no xregion_redis */
+    ngx_array_t                *allow;          /* xregion_allow rules;
+                                                   NULL: none, all allowed */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -312,6 +315,15 @@ ngx_int_t ngx_http_xregion_forward(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 void ngx_http_xregion_adopt(ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans);
 void ngx_http_xregion_continue(ngx_http_request_t *r, ngx_int_t rc);
+
+
+/* ngx_http_xregion_access.c */
+char *ngx_http_xregion_allow_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_access_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_access(ngx_http_xregion_main_conf_t *xmcf,
+    ngx_http_xregion_ctx_t *ctx);
 
 
 /* ngx_http_xregion_redis.c */
