@@ -242,6 +242,12 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                    len, ctx->max_body);
     }
 
+    /* a caller that signs: its signature first, before anything is read */
+
+    if (ngx_http_xregion_verify(r, ctx, data, len, &rc) != NGX_OK) {
+        return rc;
+    }
+
     /* decode with the caller's profile */
 
     xr_msg_init(&ctx->req, XR_DIR_REQUEST);

@@ -13,6 +13,7 @@
 #include "ngx_http_xregion_module.h"
 
 #include "xr_adapter.h"
+#include "xr_crypto.h"
 
 
 static void *ngx_http_xregion_create_main_conf(ngx_conf_t *cf);
@@ -121,6 +122,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
     { ngx_string("xregion_allow"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
       ngx_http_xregion_allow_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_xregion_verify_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -465,6 +473,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_xregion_verify_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_xregion_filters_init(cf);
 }
 
@@ -592,6 +604,7 @@ static void
 ngx_http_xregion_exit(ngx_cycle_t *cycle)
 {
     xr_adapters_cleanup();
+    xr_crypto_cleanup();
 }
 
 

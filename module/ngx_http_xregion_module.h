@@ -13,6 +13,7 @@
  *   ngx_http_xregion_variables.c  $xregion_* variables
  *   ngx_http_xregion_pool.c       the core's arena over an ngx_pool_t
  *   ngx_http_xregion_access.c     xregion_allow: who may call what, where
+ *   ngx_http_xregion_signature.c  xregion_verify: signed requests
  *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
  *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
  *
@@ -182,6 +183,8 @@ typedef struct {
     ngx_http_xregion_redis_conf_t  *redis;      /* NULL: no xregion_redis */
     ngx_array_t                *allow;          /* xregion_allow rules;
                                                    NULL: none, all allowed */
+    ngx_array_t                *verify;         /* xregion_verify, per caller
+                                                 */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -324,6 +327,15 @@ ngx_int_t ngx_http_xregion_access_init(ngx_conf_t *cf,
     ngx_http_xregion_main_conf_t *xmcf);
 ngx_int_t ngx_http_xregion_access(ngx_http_xregion_main_conf_t *xmcf,
     ngx_http_xregion_ctx_t *ctx);
+
+
+/* ngx_http_xregion_signature.c */
+char *ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_verify_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_verify(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, u_char *body, size_t len, ngx_int_t *rc);
 
 
 /* ngx_http_xregion_redis.c */

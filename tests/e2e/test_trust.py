@@ -1,17 +1,29 @@
-"""End-to-end: who may call what (xregion_allow).
+"""End-to-end: who may call what (xregion_allow), and who signed it
+(xregion_verify).
 
-A gateway of its own whose rules are narrower than the example's: the
-example's xregion_allow lines are replaced by the ones under test.  Every
-refusal is answered in the caller's format with XR-FORBIDDEN, logged with
-the caller's name, and nothing reaches the destination.
+Gateways of their own: one whose access rules are narrower than the
+example's (the example's xregion_allow lines are replaced by the ones under
+test), one whose callers sign (HMAC-SM3, HMAC-SHA256, SM2 with a key pair
+made by the openssl command line, which also makes the SM2 signatures).
+Every refusal is answered in the caller's format with its own error,
+logged with the caller's name, and nothing reaches the destination.
 """
 
+import base64
+import hashlib
+import hmac
+import os
 import re
+import subprocess
+import time
+import uuid
 
 import pytest
 
-from conftest import Nginx, free_port, make_workdir, render_example
+from conftest import ROOT, Nginx, free_port, make_workdir, render_example
 from test_gateway import build, expect_error, nginx_t
+
+KEYS = os.path.join(ROOT, 'tests', 'fixtures', 'keys')
 
 RULES = '''
     xregion_allow  shanghai.medical  medical txn=person_info 32;
@@ -129,3 +141,191 @@ def test_conf_no_rule_warns(module_so):
     p, path, conf = nginx_t(module_so, '')
     assert p.returncode == 0, p.stderr
     assert 'no "xregion_allow" rule' in p.stderr
+
+
+# ---- signed requests (xregion_verify) ---------------------------------------
+
+HMAC_SECRET = b'shanghai-medical-platform-secret-0001'
+SHA_SECRET = b'jiangsu-medical-platform-secret-0002'
+
+
+def openssl(*args, data=None):
+    p = subprocess.run(['openssl'] + list(args), input=data,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout
+
+
+@pytest.fixture(scope='module')
+def signing(module_so, sim, redis):
+    prefix = make_workdir('sign')
+    port = free_port()
+    key = os.path.join(prefix, 'anhui-sm2.key')
+    pub = os.path.join(prefix, 'anhui-sm2.pub')
+    openssl('genpkey', '-algorithm', 'SM2', '-out', key)
+    openssl('pkey', '-in', key, '-pubout', '-out', pub)
+    with open(os.path.join(prefix, 'shanghai.secret'), 'wb') as f:
+        f.write(HMAC_SECRET + b'\n')
+    with open(os.path.join(prefix, 'jiangsu.secret'), 'wb') as f:
+        f.write(SHA_SECRET)
+    extra = '''
+    xregion_verify  shanghai.medical  hmac-sm3     secret=%(p)s/shanghai.secret;
+    xregion_verify  jiangsu.medical   hmac-sha256  secret=%(p)s/jiangsu.secret;
+    xregion_verify  anhui.medical     sm2          key=%(p)s/anhui-sm2.pub;
+''' % {'p': prefix}
+    conf = render_example(module_so, sim.ports, prefix, port, extra_http=extra,
+                          redis_port=redis.port)
+    g = Nginx(prefix, conf, port).start()
+    g.sm2_key = key
+    yield g
+    g.stop()
+
+
+def signing_string(path, stamp, nonce, body):
+    return b'\n'.join([b'POST', path.encode(), stamp.encode(),
+                       nonce.encode(),
+                       hashlib.sha256(body).hexdigest().encode()])
+
+
+def sign_headers(method, path, body, key=None, secret=None, digest='sm3',
+                 raw=False):
+    stamp, nonce = str(int(time.time())), uuid.uuid4().hex
+    s = signing_string(path, stamp, nonce, body)
+    if secret is not None:
+        sig = hmac.new(secret, s, digest).hexdigest()
+    else:
+        # SM3withSM2 by the openssl command line, the standard's user ID
+        der = openssl('dgst', '-sm3', '-sign', key, '-sigopt',
+                      'distid:1234567812345678', data=s)
+        if raw:
+            der = der_to_raw(der)
+        sig = base64.b64encode(der).decode()
+    return {'X-Xregion-Signature': sig, 'X-Xregion-Timestamp': stamp,
+            'X-Xregion-Nonce': nonce}
+
+
+def der_to_raw(der):
+    """SEQUENCE { INTEGER r, INTEGER s } -> r || s, 32 bytes each."""
+    assert der[0] == 0x30
+    i = 2 if der[1] < 0x80 else 3
+    out = b''
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n]
+        out += v.lstrip(b'\0').rjust(32, b'\0')
+        i += 2 + n
+    return out
+
+
+def signed_ok(g, sim, caller, headers, body, canon):
+    a = g.post('/xr/medical/', body, caller=caller, headers=headers)
+    assert a.status == 200, a.body[:300]
+    assert len(sim.received('jiangsu.medical' if not caller.startswith(
+        'jiangsu') else 'zhejiang.medical', canon['@msg_id'])) == 1
+
+
+def bad_signature(g, sim, caller, headers, body, canon, dest_profile):
+    a = g.post('/xr/medical/', body, caller=caller, headers=headers)
+    expect_error(sim, caller, a, 'XR-BAD-SIGNATURE', 'settle', None, g)
+    assert sim.received(dest_profile, canon['@msg_id']) == []
+    line = [ln for ln in g.log().splitlines()
+            if 'XR-BAD-SIGNATURE' in ln][-1]
+    assert 'caller: %s' % caller in line, line
+
+
+def test_hmac_sm3_signed_request_passes(signing, sim):
+    canon, body = build(sim, 'shanghai.medical', 'medical', dest='jiangsu')
+    h = sign_headers('POST', '/xr/medical/', body, secret=HMAC_SECRET)
+    signed_ok(signing, sim, 'shanghai.medical', h, body, canon)
+
+
+def test_hmac_sha256_signed_request_passes(signing, sim):
+    canon, body = build(sim, 'jiangsu.medical', 'medical', dest='zhejiang')
+    h = sign_headers('POST', '/xr/medical/', body, secret=SHA_SECRET,
+                     digest='sha256')
+    signed_ok(signing, sim, 'jiangsu.medical', h, body, canon)
+
+
+@pytest.mark.parametrize('raw', [False, True], ids=['der', 'raw-r-s'])
+def test_sm2_signature_from_openssl_passes(signing, sim, raw):
+    canon, body = build(sim, 'anhui.medical', 'medical', dest='jiangsu')
+    h = sign_headers('POST', '/xr/medical/', body, key=signing.sm2_key,
+                     raw=raw)
+    signed_ok(signing, sim, 'anhui.medical', h, body, canon)
+
+
+def test_unsigned_caller_without_rule_passes(signing, sim):
+    canon, body = build(sim, 'beijing.medical', 'medical', dest='jiangsu')
+    signed_ok(signing, sim, 'beijing.medical', {}, body, canon)
+
+
+@pytest.mark.parametrize('case', ['missing', 'no-nonce', 'wrong-secret',
+                                  'tampered-body', 'other-path',
+                                  'not-hex', 'sha256-for-sm3'])
+def test_hmac_rejections(signing, sim, case):
+    caller = 'shanghai.medical'
+    canon, body = build(sim, caller, 'medical', dest='jiangsu')
+    h = sign_headers('POST', '/xr/medical/', body, secret=HMAC_SECRET)
+    if case == 'missing':
+        h = {}
+    elif case == 'no-nonce':
+        del h['X-Xregion-Nonce']
+    elif case == 'wrong-secret':
+        h = sign_headers('POST', '/xr/medical/', body, secret=b'x' * 32)
+    elif case == 'tampered-body':
+        canon2 = dict(canon)
+        canon2['total'] = canon['total'] + 1
+        body = sim.codec(caller).encode('request', canon2, 'settle')
+    elif case == 'other-path':
+        h = sign_headers('POST', '/xr/transit/', body, secret=HMAC_SECRET)
+    elif case == 'not-hex':
+        h['X-Xregion-Signature'] = 'zz' * 32
+    elif case == 'sha256-for-sm3':
+        h = sign_headers('POST', '/xr/medical/', body, secret=HMAC_SECRET,
+                         digest='sha256')
+    bad_signature(signing, sim, caller, h, body, canon, 'jiangsu.medical')
+
+
+@pytest.mark.parametrize('case', ['other-key', 'flipped', 'garbage',
+                                  'not-base64', 'hmac-instead'])
+def test_sm2_rejections(signing, sim, case, tmp_path):
+    caller = 'anhui.medical'
+    canon, body = build(sim, caller, 'medical', dest='jiangsu')
+    h = sign_headers('POST', '/xr/medical/', body, key=signing.sm2_key)
+    if case == 'other-key':
+        other = str(tmp_path / 'other.key')
+        openssl('genpkey', '-algorithm', 'SM2', '-out', other)
+        h = sign_headers('POST', '/xr/medical/', body, key=other)
+    elif case == 'flipped':
+        sig = bytearray(base64.b64decode(h['X-Xregion-Signature']))
+        sig[-1] ^= 1
+        h['X-Xregion-Signature'] = base64.b64encode(bytes(sig)).decode()
+    elif case == 'garbage':
+        h['X-Xregion-Signature'] = base64.b64encode(b'1234567').decode()
+    elif case == 'not-base64':
+        h['X-Xregion-Signature'] = '!!!!'
+    elif case == 'hmac-instead':
+        h = sign_headers('POST', '/xr/medical/', body, secret=HMAC_SECRET)
+    bad_signature(signing, sim, caller, h, body, canon, 'jiangsu.medical')
+
+
+@pytest.mark.parametrize('http,words', [
+    ('xregion_verify nobody.medical hmac-sm3 secret=%s;'
+     % os.path.join(KEYS, 'README.md'), 'unknown caller "nobody.medical"'),
+    ('xregion_verify shanghai.medical hmac-md5 secret=%s;'
+     % os.path.join(KEYS, 'README.md'), 'unknown signature method "hmac-md5"'),
+    ('xregion_verify shanghai.medical hmac-sm3 secret=%s;'
+     % os.path.join(KEYS, 'short-test-only.secret'),
+     'shorter than 16 bytes'),
+    ('xregion_verify shanghai.medical hmac-sm3 secret=/nonexistent;',
+     'failed'),
+    ('xregion_verify shanghai.medical sm2;', 'needs "key="'),
+    ('xregion_verify shanghai.medical sm2 key=%s;'
+     % os.path.join(KEYS, 'p256-test-only-pub.pem'), 'is not an SM2 key'),
+])
+def test_conf_verify_errors(module_so, http, words):
+    p, path, conf = nginx_t(module_so, http)
+    assert p.returncode != 0
+    assert words in p.stderr, p.stderr
+    assert path in p.stderr, p.stderr
