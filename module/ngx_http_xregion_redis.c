@@ -22,9 +22,12 @@
  *                   (re)opened from this timer, never from inside a hiredis
  *                   callback.
  *
- * Commands are only accepted while the master connection is ready; a
- * caller is told NGX_DECLINED at once otherwise and takes its outage path
- * (nothing queues behind a dead Redis).  A command tied to a request pool
+ * Commands are accepted while the master connection is ready, and while
+ * a worker's first connection is still being made (a new worker after a
+ * reload gets requests at once): those are held, formatted, until the
+ * handshake is done, and fail when it fails (connect_timeout bounds it).
+ * In an outage a caller is told NGX_DECLINED at once and takes its outage
+ * path: nothing queues behind a dead Redis.  A command tied to a request pool
  * is cancelled when that pool goes: a reply that arrives for a request
  * that has ended is dropped without touching it.  The command itself is
  * heap memory, freed when hiredis is done with it.
@@ -68,6 +71,11 @@ struct ngx_http_xregion_redis_cmd_s {
     ngx_http_xregion_redis_pt      handler;     /* NULL: nobody listens */
     void                          *data;
     ngx_pool_cleanup_t            *cln;         /* in the caller's pool */
+
+    /* held until the first handshake is done */
+    ngx_queue_t                    queue;
+    char                          *formatted;
+    int                            len;
 };
 
 
@@ -90,6 +98,11 @@ typedef struct {
 
     unsigned                       exiting:1;
     unsigned                       outage:1;    /* logged as down */
+    unsigned                       started:1;   /* was ready once */
+
+    ngx_queue_t                    held;
+    ngx_uint_t                     nheld;
+    ngx_event_t                    hold_timer;  /* holding ends: failed */
     ngx_msec_t                     down_since;
 
     ngx_http_xregion_redis_stats_t stats;
@@ -127,6 +140,8 @@ static void ngx_http_xregion_redis_set_master(u_char *ip, size_t ip_len,
 static void ngx_http_xregion_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_xregion_redis_cmd_cleanup(void *data);
+static void ngx_http_xregion_redis_flush_held(ngx_uint_t fail);
+static void ngx_http_xregion_redis_hold_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_xregion_redis_send(
     ngx_http_xregion_redis_link_t *link, redisCallbackFn *fn, void *privdata,
     int argc, const char **argv, const size_t *argvlen);
@@ -161,6 +176,15 @@ ngx_http_xregion_redis_init_process(ngx_cycle_t *cycle,
     rd->conf = conf;
     rd->log = cycle->log;
     rd->state = NGX_HTTP_XREGION_REDIS_DOWN;
+
+    ngx_queue_init(&rd->held);
+
+    /* commands wait for the first connection at most connect_timeout */
+    rd->hold_timer.handler = ngx_http_xregion_redis_hold_handler;
+    rd->hold_timer.data = rd;
+    rd->hold_timer.log = cycle->log;
+    rd->hold_timer.cancelable = 1;
+    ngx_add_timer(&rd->hold_timer, conf->connect_timeout);
 
     rd->master.what = "redis";
     rd->sentinel.what = "sentinel";
@@ -218,8 +242,14 @@ ngx_http_xregion_redis_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&rd->reconnect);
     }
 
+    if (rd->hold_timer.timer_set) {
+        ngx_del_timer(&rd->hold_timer);
+    }
+
     ngx_http_xregion_redis_close(&rd->master);
     ngx_http_xregion_redis_close(&rd->sentinel);
+
+    ngx_http_xregion_redis_flush_held(1);
 }
 
 
@@ -251,15 +281,24 @@ ngx_http_xregion_redis_command(ngx_pool_t *pool,
     ngx_http_xregion_redis_pt handler, void *data, ngx_uint_t argc,
     ngx_str_t *argv)
 {
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, hold;
     const char                   *args[NGX_HTTP_XREGION_REDIS_MAXARGS];
     size_t                        lens[NGX_HTTP_XREGION_REDIS_MAXARGS];
     ngx_pool_cleanup_t           *cln;
     ngx_http_xregion_redis_t     *rd = &ngx_http_xregion_redis;
     ngx_http_xregion_redis_cmd_t *cmd;
 
-    if (!ngx_http_xregion_redis_ready() || rd->master.ac == NULL) {
-        rd->stats.declined++;
+    /* the first connection of a worker, still on its way: wait for it */
+    hold = rd->conf && !rd->started && !rd->outage && !rd->exiting
+           && rd->hold_timer.timer_set
+           && rd->state != NGX_HTTP_XREGION_REDIS_READY
+           && rd->nheld < 4096;
+
+    if (!hold && (!ngx_http_xregion_redis_ready() || rd->master.ac == NULL)) {
+        if (rd->conf) {
+            rd->stats.declined++;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -280,6 +319,7 @@ ngx_http_xregion_redis_command(ngx_pool_t *pool,
     cmd->handler = handler;
     cmd->data = data;
     cmd->cln = NULL;
+    cmd->formatted = NULL;
 
     if (pool && handler) {
         cln = ngx_pool_cleanup_add(pool, 0);
@@ -291,6 +331,25 @@ ngx_http_xregion_redis_command(ngx_pool_t *pool,
         cln->handler = ngx_http_xregion_redis_cmd_cleanup;
         cln->data = cmd;
         cmd->cln = cln;
+    }
+
+    if (hold) {
+        cmd->len = redisFormatCommandArgv(&cmd->formatted, (int) argc, args,
+                                          lens);
+        if (cmd->len < 0) {
+            if (cmd->cln) {
+                cmd->cln->handler = NULL;
+            }
+
+            ngx_free(cmd);
+            return NGX_ERROR;
+        }
+
+        ngx_queue_insert_tail(&rd->held, &cmd->queue);
+        rd->nheld++;
+        rd->stats.commands++;
+
+        return NGX_OK;
     }
 
     if (ngx_http_xregion_redis_send(&rd->master,
@@ -323,6 +382,67 @@ ngx_http_xregion_redis_cmd_cleanup(void *data)
     cmd->handler = NULL;
     cmd->data = NULL;
     cmd->cln = NULL;
+}
+
+
+static void
+ngx_http_xregion_redis_hold_handler(ngx_event_t *ev)
+{
+    if (!ngx_http_xregion_redis.started) {
+        ngx_http_xregion_redis_flush_held(1);
+    }
+}
+
+
+/*
+ * The commands held for the first connection: sent now that it is ready,
+ * or failed (reply NULL) because it is not coming.
+ */
+
+static void
+ngx_http_xregion_redis_flush_held(ngx_uint_t fail)
+{
+    ngx_queue_t                   *q;
+    ngx_http_xregion_redis_t      *rd = &ngx_http_xregion_redis;
+    ngx_http_xregion_redis_cmd_t  *cmd;
+
+    while (!ngx_queue_empty(&rd->held)) {
+        q = ngx_queue_head(&rd->held);
+        ngx_queue_remove(q);
+        rd->nheld--;
+
+        cmd = ngx_queue_data(q, ngx_http_xregion_redis_cmd_t, queue);
+
+        if (!fail && rd->master.ac
+            && redisAsyncFormattedCommand(rd->master.ac,
+                                          ngx_http_xregion_redis_reply, cmd,
+                                          cmd->formatted, cmd->len)
+               == REDIS_OK)
+        {
+            redisFreeCommand(cmd->formatted);
+            cmd->formatted = NULL;
+
+            rd->master.pending++;
+
+            if (!rd->master.timer.timer_set) {
+                ngx_add_timer(&rd->master.timer, rd->conf->timeout);
+            }
+
+            continue;
+        }
+
+        redisFreeCommand(cmd->formatted);
+
+        if (cmd->cln) {
+            cmd->cln->handler = NULL;
+        }
+
+        if (cmd->handler && !rd->exiting) {
+            cmd->handler(cmd->data, NULL);
+        }
+
+        ngx_free(cmd);
+    }
 }
 
 
@@ -632,6 +752,9 @@ ngx_http_xregion_redis_lost(ngx_http_xregion_redis_link_t *link,
             /* where the master is gets asked again */
             rd->master_known = 0;
         }
+
+        /* the first connection is not coming: what waited for it fails */
+        ngx_http_xregion_redis_flush_held(1);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, rd->log, 0,
@@ -954,6 +1077,13 @@ ngx_http_xregion_redis_role_reply(redisAsyncContext *ac, void *reply,
 
     rd->state = NGX_HTTP_XREGION_REDIS_READY;
     rd->attempt = 0;
+    rd->started = 1;
+
+    if (rd->hold_timer.timer_set) {
+        ngx_del_timer(&rd->hold_timer);
+    }
+
+    ngx_http_xregion_redis_flush_held(0);
 
     if (rd->outage) {
         ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,

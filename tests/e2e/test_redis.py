@@ -946,6 +946,29 @@ def slow_redis_gateway(module_so, sim, stack):
     return g
 
 
+def test_first_requests_wait_for_the_first_connection(module_so, sim,
+                                                     stack):
+    """A worker takes requests as soon as it starts; its Redis handshake
+    (here 400 ms per reply) is still under way: money transactions wait
+    for it instead of being refused (a reload starts new workers under
+    load)."""
+    r = stack.push(Redis(make_workdir('redis-first')).start())
+    proxy = stack.push(TcpProxy(r.port, delay=0.4))
+    g = stack.push(start_gateway(
+        module_so, sim, 'first',
+        redis_args='127.0.0.1:%d timeout=2s connect_timeout=3s'
+                   % proxy.port))
+    caller = 'shanghai.medical'
+    c, b = settle(sim, caller)
+    t0 = time.monotonic()
+    a = g.post('/xr/medical/', b, caller=caller)
+    took = time.monotonic() - t0
+    ok_answer(sim, caller, a, 'settle', c['@msg_id'])
+    assert len(sim.received('zhejiang.medical', c['@msg_id'])) == 1
+    assert took < 5, took
+    assert idem_kinds(g, c['@msg_id'], 1) == ['NEW']
+
+
 def test_deadline_while_redis_is_asked(slow_redis_gateway, sim):
     g, caller = slow_redis_gateway, 'shanghai.medical'
     c, b = settle(sim, caller)
