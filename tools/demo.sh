@@ -144,6 +144,11 @@ fi
 port=${DEMO_PORT:-$(py free-port)}
 control=$(py control-port "$dir/ports.json")
 redis_port=$(py free-port)
+tls_port=${DEMO_TLS_PORT:-$(py free-port)}
+pki=$repo/.demo/pki
+
+echo "==== a private CA and one certificate per platform and regulator (${pki#$repo/})"
+tools/make-pki.sh "$pki"
 
 echo "==== starting redis-server on 127.0.0.1:$redis_port"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
@@ -159,7 +164,8 @@ fi
 echo "==== starting nginx on 127.0.0.1:$port"
 "$python" tools/render-nginx-conf.py --ports-file "$dir/ports.json" \
     --module "$module" --config config --prefix "$dir" \
-    --gateway-port "$port" --redis-port "$redis_port" --out "$dir/nginx.conf"
+    --gateway-port "$port" --tls-port "$tls_port" --redis-port "$redis_port" \
+    --pki "$pki" --out "$dir/nginx.conf"
 
 "$nginx" -t -q -p "$dir" -c "$dir/nginx.conf"
 "$nginx" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
@@ -173,17 +179,21 @@ if ! wait_for 15 port_open "$port"; then
 fi
 
 base=http://127.0.0.1:$port
+tls=https://127.0.0.1:$tls_port
 
 cat <<EOF
 
 The gateway (config: ${dir#$repo/}/nginx.conf, from nginx.conf.example):
 
-    $base/xr/medical/    off-site medical settlement
-    $base/xr/transit/    transit card interop
-    $base/xr/gov/        government services
+    $tls/xr/medical/    off-site medical settlement
+    $tls/xr/transit/    transit card interop
+    $tls/xr/gov/        government services
 
-POST a message in the caller's own format; X-Xregion-Caller names the
-caller's profile (<region>.<domain>, see config/profiles/).
+Mutual TLS: each platform presents its certificate (${pki#$repo/}/<profile>.crt,
+CN = its profile, <region>.<domain>, see config/profiles/); the CA is
+${pki#$repo/}/ca.crt.  POST a message in the caller's own format.
+The same endpoints without TLS on $base, for a trusted local network only:
+there the X-Xregion-Caller header names the caller.
 Simulator control: http://127.0.0.1:$control/_sim/log (what each region's
 system received), /_sim/fault (make one fail).
 Redis (cached answers, money transactions done once): 127.0.0.1:$redis_port,
@@ -210,16 +220,18 @@ for ex in "${examples[@]}"; do
     echo
     echo "==== $domain: $caller -> $dest"
     echo
-    echo "  curl -sS -H 'X-Xregion-Caller: $caller' \\"
+    echo "  curl -sS --cacert ${pki#$repo/}/ca.crt \\"
+    echo "       --cert ${pki#$repo/}/$caller.crt --key ${pki#$repo/}/$caller.key \\"
     echo "       --data-binary @$file \\"
-    echo "       $base/xr/$domain/"
+    echo "       $tls/xr/$domain/"
     echo
     echo "  the caller sends ($file):"
     show "$file"
 
     curl -sS -o "$dir/answer.$n" -D "$dir/headers.$n" \
-        -H "X-Xregion-Caller: $caller" --data-binary "@$file" \
-        "$base/xr/$domain/"
+        --cacert "$pki/ca.crt" --cert "$pki/$caller.crt" \
+        --key "$pki/$caller.key" --data-binary "@$file" \
+        "$tls/xr/$domain/"
 
     curl -sS "http://127.0.0.1:$control/_sim/log?profile=$dest" \
         | py last-received > "$dir/received.$n"

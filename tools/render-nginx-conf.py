@@ -2,11 +2,11 @@
 """Fills in an nginx.conf template (nginx.conf.example) for a local run.
 
     tools/render-nginx-conf.py --ports-file PORTS.json --module SO \\
-        --config DIR --prefix DIR --gateway-port N --redis-port N
-        [--template FILE] [--out F]
+        --config DIR --prefix DIR --gateway-port N --tls-port N
+        --redis-port N --pki DIR [--template FILE] [--out F]
 
 Replaces @XREGION_MODULE@, @XREGION_CONFIG@, @PREFIX@, @GATEWAY_PORT@,
-@REDIS_PORT@ and
+@GATEWAY_TLS_PORT@, @REDIS_PORT@, @PKI@ and
 @SIM_PORT_<profile>@ (ports from the simulator's ports file: {"control": N,
 "profiles": {"shanghai.medical": N, ...}}).  Fails, naming the line, when a
 placeholder is left that nothing fills.  tools/demo.sh and tests/e2e use it.
@@ -57,6 +57,8 @@ def main(argv=None):
     ap.add_argument('--prefix', required=True)
     ap.add_argument('--gateway-port', required=True, type=int)
     ap.add_argument('--redis-port', required=True, type=int)
+    ap.add_argument('--tls-port', required=True, type=int)
+    ap.add_argument('--pki', required=True)
     ap.add_argument('--out', default='-')
     args = ap.parse_args(argv)
 
@@ -71,6 +73,8 @@ def main(argv=None):
         'PREFIX': os.path.abspath(args.prefix),
         'GATEWAY_PORT': args.gateway_port,
         'REDIS_PORT': args.redis_port,
+        'GATEWAY_TLS_PORT': args.tls_port,
+        'PKI': os.path.abspath(args.pki),
     }
 
     try:

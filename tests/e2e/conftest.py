@@ -335,17 +335,35 @@ class Nginx:
             c.close()
 
 
+def pki_dir():
+    """The session's private PKI (tools/make-pki.sh), made once."""
+    global _PKI
+    if _PKI is None:
+        d = make_workdir('pki')
+        p = subprocess.run([os.path.join(ROOT, 'tools', 'make-pki.sh'), d],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        _PKI = d
+    return _PKI
+
+
+_PKI = None
+
+
 def render_example(module, ports, prefix, gateway_port, extra_http='',
-                   edit=None, redis_port=None):
+                   edit=None, redis_port=None, tls_port=None):
     """nginx.conf.example filled in; extra_http goes at the end of http{}.
-    Without a Redis port, Redis points at a port nothing listens on."""
+    Without a Redis port, Redis points at a port nothing listens on; the
+    mutual-TLS port is tls_port, or a free one."""
     with open(EXAMPLE) as f:
         text = f.read()
     if edit:
         text = edit(text)
     values = {'XREGION_MODULE': module, 'XREGION_CONFIG': CONFIG_DIR,
               'PREFIX': prefix, 'GATEWAY_PORT': gateway_port,
-              'REDIS_PORT': redis_port or free_port()}
+              'REDIS_PORT': redis_port or free_port(),
+              'GATEWAY_TLS_PORT': tls_port or free_port(),
+              'PKI': pki_dir()}
     conf = renderer.render(text, values, ports)
     end = conf.rstrip().rfind('}')
     assert end > 0
@@ -568,14 +586,15 @@ def redis():
 @pytest.fixture(scope='session')
 def gateway(module_so, sim, redis):
     prefix = make_workdir('gateway')
-    port, test_port = free_port(), free_port()
+    port, test_port, tls_port = free_port(), free_port(), free_port()
     scripted = ScriptedUpstream()
     conf = render_example(module_so, sim.ports, prefix, port,
                           TEST_SERVER % {'port': test_port,
                                          'proxy': PROXY_COMMON,
                                          'scripted': scripted.port},
-                          redis_port=redis.port)
+                          redis_port=redis.port, tls_port=tls_port)
     g = Nginx(prefix, conf, port).start()
+    g.tls_port = tls_port
     wait_for(lambda: port_open(test_port), 10, 'the test server')
     g.test_port = test_port
     g.scripted = scripted

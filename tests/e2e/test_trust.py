@@ -12,15 +12,19 @@ logged with the caller's name, and nothing reaches the destination.
 import base64
 import hashlib
 import hmac
+import http.client
+import json
 import os
 import re
+import ssl
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import ROOT, Nginx, free_port, make_workdir, render_example
+from conftest import (ROOT, Nginx, free_port, make_workdir, pki_dir,
+                      render_example)
 from test_gateway import build, expect_error, nginx_t
 
 KEYS = os.path.join(ROOT, 'tests', 'fixtures', 'keys')
@@ -329,3 +333,47 @@ def test_conf_verify_errors(module_so, http, words):
     assert p.returncode != 0
     assert words in p.stderr, p.stderr
     assert path in p.stderr, p.stderr
+
+
+# ---- mutual TLS: the caller is its client certificate ----------------------
+
+def tls_post(port, body, cert=None, headers=None):
+    pki = pki_dir()
+    ctx = ssl.create_default_context(cafile=os.path.join(pki, 'ca.crt'))
+    if cert:
+        ctx.load_cert_chain(os.path.join(pki, cert + '.crt'),
+                            os.path.join(pki, cert + '.key'))
+    c = http.client.HTTPSConnection('127.0.0.1', port, context=ctx,
+                                    timeout=20)
+    try:
+        c.request('POST', '/xr/medical/', body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def test_mtls_certificate_names_the_caller(gateway, sim):
+    caller = 'shanghai.medical'
+    canon, body = build(sim, caller, 'medical', dest='jiangsu')
+    # the header would name another caller: on the TLS port it is ignored
+    status, answer = tls_post(gateway.tls_port, body, cert=caller,
+                              headers={'X-Xregion-Caller': 'anhui.medical'})
+    assert status == 200, answer[:300]
+    ans = sim.codec(caller).decode('response', answer, txn='settle')
+    assert ans['@status'] == 'ok' and ans['@msg_id'] == canon['@msg_id']
+    assert len(sim.received('jiangsu.medical', canon['@msg_id'])) == 1
+
+
+@pytest.mark.parametrize('cert', [None, 'expired', 'revoked', 'rogue',
+                                  'regulator-nhsa'])
+def test_mtls_refusals(gateway, sim, cert):
+    caller = 'shanghai.medical'
+    canon, body = build(sim, caller, 'medical', dest='jiangsu')
+    status, answer = tls_post(gateway.tls_port, body, cert=cert,
+                              headers={'X-Xregion-Caller': caller})
+    assert status == 401, (status, answer[:300])
+    assert json.loads(answer)['code'] == 'XR-UNAUTHORIZED'
+    if cert in ('expired', 'revoked'):
+        assert cert.encode() in answer, answer     # nginx's reason, told
+    assert sim.received('jiangsu.medical', canon['@msg_id']) == []
