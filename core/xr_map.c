@@ -1044,6 +1044,60 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
 }
 
 
+/*
+ * The text an envelope field (not @time) writes, checked against its map:
+ * XR_OK with *text; XR_DECLINED when nothing is written (no transaction
+ * code, an optional field the message lacks); XR_ERROR.  Shared by the
+ * wire-tree encoder and the write plans, so both refuse alike.
+ */
+static int
+xr_env_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
+    const xr_msg_t *msg, const xr_ptxn_t *ptxn, xr_str_t *text)
+{
+    switch (m->env) {
+    case XR_ENV_TXN:
+        if (ptxn == NULL) {
+            return XR_DECLINED;
+        }
+        *text = ptxn->code;
+        break;
+    case XR_ENV_MSG_ID:     *text = msg->msg_id; break;
+    case XR_ENV_ORIGIN:     *text = msg->origin; break;
+    case XR_ENV_DEST:       *text = msg->dest; break;
+    case XR_ENV_CALLER:     *text = msg->caller; break;
+    case XR_ENV_VERSION:    *text = msg->version; break;
+    case XR_ENV_DOMAIN:     *text = msg->domain; break;
+    case XR_ENV_ERR_MSG:    *text = msg->err_msg; break;
+    case XR_ENV_ERR_CODE:   *text = msg->err_code; break;
+    case XR_ENV_REF_MSG_ID: *text = msg->ref_msg_id; break;
+    case XR_ENV_STATUS:     *text = xr_str_from(msg->ok ? "ok" : "error");
+                            break;
+    default:                return XR_DECLINED;
+    }
+
+    if (text->len == 0) {
+        if (m->required) {
+            return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
+                           "%.*s requires %s (wire %.*s), the message "
+                           "has none", (int) p->name.len, p->name.data,
+                           XR_FNAME(m), (int) m->wire.len, m->wire.data);
+        }
+        return XR_DECLINED;
+    }
+    if (m->max && text->len > m->max
+        && xr_utf8_length(text->data, text->len) > m->max)
+    {
+        return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
+                       "%s is %zu characters long, %.*s allows %zu "
+                       "(wire %.*s)", XR_FNAME(m),
+                       xr_utf8_length(text->data, text->len),
+                       (int) p->name.len, p->name.data, m->max,
+                       (int) m->wire.len, m->wire.data);
+    }
+    return XR_OK;
+}
+
+
 static int
 xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     const xr_ptxn_t *ptxn, xr_node_t *wire)
@@ -1054,6 +1108,7 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     xr_str_t            text;
     xr_time_t           now;
     size_t              i;
+    int                 rc;
     xr_path_cache_t     pc = { xr_null_string, NULL, NULL, NULL, 0, 0 };
 
     for (i = 0; i < ms->nmaps; i++) {
@@ -1083,45 +1138,12 @@ xr_encode_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             continue;
         }
 
-        switch (m->env) {
-        case XR_ENV_TXN:
-            if (ptxn == NULL) {
-                continue;
-            }
-            text = ptxn->code;
-            break;
-        case XR_ENV_MSG_ID:     text = msg->msg_id; break;
-        case XR_ENV_ORIGIN:     text = msg->origin; break;
-        case XR_ENV_DEST:       text = msg->dest; break;
-        case XR_ENV_CALLER:     text = msg->caller; break;
-        case XR_ENV_VERSION:    text = msg->version; break;
-        case XR_ENV_DOMAIN:     text = msg->domain; break;
-        case XR_ENV_ERR_MSG:    text = msg->err_msg; break;
-        case XR_ENV_ERR_CODE:   text = msg->err_code; break;
-        case XR_ENV_REF_MSG_ID: text = msg->ref_msg_id; break;
-        case XR_ENV_STATUS:     text = xr_str_from(msg->ok ? "ok" : "error");
-                                break;
-        default:                continue;
-        }
-
-        if (text.len == 0) {
-            if (m->required) {
-                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
-                               "%.*s requires %s (wire %.*s), the message "
-                               "has none", (int) p->name.len, p->name.data,
-                               XR_FNAME(m), (int) m->wire.len, m->wire.data);
-            }
+        rc = xr_env_text(ctx, p, m, msg, ptxn, &text);
+        if (rc == XR_DECLINED) {
             continue;
         }
-        if (m->max && text.len > m->max
-            && xr_utf8_length(text.data, text.len) > m->max)
-        {
-            return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
-                           "%s is %zu characters long, %.*s allows %zu "
-                           "(wire %.*s)", XR_FNAME(m),
-                           xr_utf8_length(text.data, text.len),
-                           (int) p->name.len, p->name.data, m->max,
-                           (int) m->wire.len, m->wire.data);
+        if (rc != XR_OK) {
+            return XR_ERROR;
         }
 
         n = xr_wire_scalar(ctx, p, m->as, 0, text);
@@ -1474,6 +1496,7 @@ xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
     xr_wval_t          *wv;
     xr_str_t            text;
     size_t              i;
+    int                 rc;
 
     for (i = 0; i < ms->nmaps; i++) {
         m = &ms->maps[i];
@@ -1504,45 +1527,12 @@ xr_plan_env(xr_ctx_t *ctx, const xr_profile_t *p, const xr_msg_t *msg,
             continue;
         }
 
-        switch (m->env) {
-        case XR_ENV_TXN:
-            if (ptxn == NULL) {
-                continue;
-            }
-            text = ptxn->code;
-            break;
-        case XR_ENV_MSG_ID:     text = msg->msg_id; break;
-        case XR_ENV_ORIGIN:     text = msg->origin; break;
-        case XR_ENV_DEST:       text = msg->dest; break;
-        case XR_ENV_CALLER:     text = msg->caller; break;
-        case XR_ENV_VERSION:    text = msg->version; break;
-        case XR_ENV_DOMAIN:     text = msg->domain; break;
-        case XR_ENV_ERR_MSG:    text = msg->err_msg; break;
-        case XR_ENV_ERR_CODE:   text = msg->err_code; break;
-        case XR_ENV_REF_MSG_ID: text = msg->ref_msg_id; break;
-        case XR_ENV_STATUS:     text = xr_str_from(msg->ok ? "ok" : "error");
-                                break;
-        default:                continue;
-        }
-
-        if (text.len == 0) {
-            if (m->required) {
-                return xr_fail(ctx, XR_E_FIELD_MISSING, XR_FNAME(m),
-                               "%.*s requires %s (wire %.*s), the message "
-                               "has none", (int) p->name.len, p->name.data,
-                               XR_FNAME(m), (int) m->wire.len, m->wire.data);
-            }
+        rc = xr_env_text(ctx, p, m, msg, ptxn, &text);
+        if (rc == XR_DECLINED) {
             continue;
         }
-        if (m->max && text.len > m->max
-            && xr_utf8_length(text.data, text.len) > m->max)
-        {
-            return xr_fail(ctx, XR_E_FIELD_TOO_LONG, XR_FNAME(m),
-                           "%s is %zu characters long, %.*s allows %zu "
-                           "(wire %.*s)", XR_FNAME(m),
-                           xr_utf8_length(text.data, text.len),
-                           (int) p->name.len, p->name.data, m->max,
-                           (int) m->wire.len, m->wire.data);
+        if (rc != XR_OK) {
+            return XR_ERROR;
         }
 
         wv->kind = xr_wire_kind(p, m->as, 0);
