@@ -53,7 +53,12 @@ static ngx_int_t ngx_http_xregion_failed(ngx_http_request_t *r,
 static ngx_int_t ngx_http_xregion_subrequest_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_xregion_late_answer(ngx_http_request_t *sr,
-    ngx_http_xregion_ctx_t *ctx, ngx_int_t rc);
+    ngx_http_xregion_ctx_t *ctx);
+static ngx_int_t ngx_http_xregion_read_answer(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans);
+static ngx_int_t ngx_http_xregion_fail(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, ngx_uint_t delivered, xr_err_e err,
+    const char *fmt, ...);
 static void ngx_http_xregion_resume(ngx_http_request_t *r);
 static ngx_int_t ngx_http_xregion_outcome(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
@@ -686,10 +691,18 @@ ngx_http_xregion_subrequest_done(ngx_http_request_t *sr, void *data,
         ctx->upstream_time = ms;
     }
 
+    ctx->sr_rc = rc;
+    ctx->sr_status = sr->headers_out.status;
+
+    if (sr->out && sr->out->buf) {
+        ctx->sr_body.data = sr->out->buf->pos;
+        ctx->sr_body.len = sr->out->buf->last - sr->out->buf->pos;
+    }
+
     if (ctx->state != NGX_HTTP_XREGION_WAITING) {
 
         if (ctx->claimed) {
-            ngx_http_xregion_late_answer(sr, ctx, rc);
+            ngx_http_xregion_late_answer(sr, ctx);
             return NGX_OK;
         }
 
@@ -702,14 +715,6 @@ ngx_http_xregion_subrequest_done(ngx_http_request_t *sr, void *data,
 
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
-    }
-
-    ctx->sr_rc = rc;
-    ctx->sr_status = sr->headers_out.status;
-
-    if (sr->out && sr->out->buf) {
-        ctx->sr_body.data = sr->out->buf->pos;
-        ctx->sr_body.len = sr->out->buf->last - sr->out->buf->pos;
     }
 
     ctx->state = NGX_HTTP_XREGION_ANSWERING;
@@ -733,39 +738,11 @@ ngx_http_xregion_subrequest_done(ngx_http_request_t *sr, void *data,
 
 static void
 ngx_http_xregion_late_answer(ngx_http_request_t *sr,
-    ngx_http_xregion_ctx_t *ctx, ngx_int_t rc)
+    ngx_http_xregion_ctx_t *ctx)
 {
-    xr_msg_t              ans;
-    ngx_str_t             body;
-    ngx_http_upstream_t  *u;
+    xr_msg_t  ans;
 
-    u = sr->upstream;
-    body.len = 0;
-    body.data = NULL;
-
-    if (sr->out && sr->out->buf) {
-        body.data = sr->out->buf->pos;
-        body.len = sr->out->buf->last - sr->out->buf->pos;
-    }
-
-    if (u == NULL || rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR
-        || sr->headers_out.status < NGX_HTTP_OK
-        || sr->headers_out.status >= NGX_HTTP_SPECIAL_RESPONSE
-        || ctx->answer_too_large || !ctx->answer_done
-        || (u->headers_in.content_length_n >= 0
-            && (off_t) body.len != u->headers_in.content_length_n))
-    {
-        ngx_http_xregion_store_failed(ctx->request, ctx, 1);
-        return;
-    }
-
-    xr_ctx_clear(&ctx->xr);
-    ctx->xr.max_body = ngx_max(body.len, 1);
-
-    if (xr_decode(&ctx->xr, ctx->dest, XR_DIR_RESPONSE, ctx->req.txn,
-                  (const char *) body.data, body.len, &ans)
-        != XR_OK)
-    {
+    if (ngx_http_xregion_read_answer(ctx->request, ctx, &ans) != NGX_OK) {
         ngx_http_xregion_store_failed(ctx->request, ctx, 1);
         return;
     }
@@ -802,7 +779,33 @@ ngx_http_xregion_resume(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 {
-    xr_msg_t              ans;
+    xr_msg_t  ans;
+
+    if (ngx_http_xregion_read_answer(r, ctx, &ans) != NGX_OK) {
+        return ngx_http_xregion_failed(r, ctx, ctx->fail_delivered,
+                                       ctx->fail_err, "%V", &ctx->fail_text);
+    }
+
+    /* cached, recorded or invalidating: as the destination said it */
+
+    ngx_http_xregion_store_after(r, ctx, &ans);
+
+    ngx_http_xregion_adopt(ctx, &ans);
+
+    return ngx_http_xregion_answer(r, ctx, &ans);
+}
+
+
+/*
+ * The subrequest's result as the destination's decoded answer: NGX_OK, or
+ * NGX_DECLINED with the failure on ctx (fail_err, fail_delivered: whether
+ * the destination may have seen the request, fail_text for the caller).
+ */
+
+static ngx_int_t
+ngx_http_xregion_read_answer(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans)
+{
     ngx_int_t             rc;
     ngx_http_upstream_t  *u;
 
@@ -814,7 +817,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                                 ? "proxy_read_timeout"
                                 : "proxy_connect_timeout");
 
-        return ngx_http_xregion_failed(r, ctx, ctx->connected,
+        return ngx_http_xregion_fail(r, ctx, ctx->connected,
                    XR_E_UPSTREAM_TIMEOUT,
                    "%V did not answer in time", &ctx->dest_name);
     }
@@ -824,25 +827,25 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                       "xregion: the location of \"xregion_pass\" does not "
                       "proxy (status %i)", rc > 0 ? rc : (ngx_int_t)
                                                     ctx->sr_status);
-        return ngx_http_xregion_failed(r, ctx, 0, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_fail(r, ctx, 0, XR_E_UPSTREAM_ERROR,
                    "%V could not be reached", &ctx->dest_name);
     }
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
 
         if (!ctx->connected) {
-            return ngx_http_xregion_failed(r, ctx, 0, XR_E_UPSTREAM_REFUSED,
+            return ngx_http_xregion_fail(r, ctx, 0, XR_E_UPSTREAM_REFUSED,
                        "%V refused the connection", &ctx->dest_name);
         }
 
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "%V failed without an answer", &ctx->dest_name);
     }
 
     if (ctx->sr_status < NGX_HTTP_OK
         || ctx->sr_status >= NGX_HTTP_SPECIAL_RESPONSE)
     {
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "%V answered HTTP %ui", &ctx->dest_name, ctx->sr_status);
     }
 
@@ -852,7 +855,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
                                 ngx_max(ctx->answered,
                                         u->headers_in.content_length_n));
 
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
                    "the answer of %V is too large", &ctx->dest_name);
     }
 
@@ -862,7 +865,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         ngx_http_xregion_detail(r, ctx, "%uz of %O bytes", ctx->sr_body.len,
                                 u->headers_in.content_length_n);
 
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "the answer of %V was cut short", &ctx->dest_name);
     }
 
@@ -870,7 +873,7 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         ngx_http_xregion_detail(r, ctx, "%uz bytes, no end of the answer",
                                 ctx->sr_body.len);
 
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_ERROR,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_ERROR,
                    "the answer of %V was cut short", &ctx->dest_name);
     }
 
@@ -880,24 +883,45 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     ctx->xr.max_body = ngx_max(ctx->sr_body.len, 1);
 
     if (xr_decode(&ctx->xr, ctx->dest, XR_DIR_RESPONSE, ctx->req.txn,
-                  (const char *) ctx->sr_body.data, ctx->sr_body.len, &ans)
+                  (const char *) ctx->sr_body.data, ctx->sr_body.len, ans)
         != XR_OK)
     {
         ngx_http_xregion_detail(r, ctx, "%s: %s",
                                 xr_error_info(ctx->xr.err)->name,
                                 ctx->xr.errstr);
 
-        return ngx_http_xregion_failed(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
                    "the answer of %V does not decode", &ctx->dest_name);
     }
 
-    /* cached, recorded or invalidating: as the destination said it */
+    return NGX_OK;
+}
 
-    ngx_http_xregion_store_after(r, ctx, &ans);
 
-    ngx_http_xregion_adopt(ctx, &ans);
+/* The failure of the exchange, kept for the caller's answer: NGX_DECLINED. */
 
-    return ngx_http_xregion_answer(r, ctx, &ans);
+static ngx_int_t
+ngx_http_xregion_fail(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
+    ngx_uint_t delivered, xr_err_e err, const char *fmt, ...)
+{
+    u_char   text[NGX_MAX_ERROR_STR], *p;
+    va_list  args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(text, text + sizeof(text), fmt, args);
+    va_end(args);
+
+    ctx->fail_err = err;
+    ctx->fail_delivered = delivered;
+
+    ctx->fail_text.data = ngx_pnalloc(r->pool, p - text);
+    ctx->fail_text.len = ctx->fail_text.data ? (size_t) (p - text) : 0;
+
+    if (ctx->fail_text.len) {
+        ngx_memcpy(ctx->fail_text.data, text, ctx->fail_text.len);
+    }
+
+    return NGX_DECLINED;
 }
 
 

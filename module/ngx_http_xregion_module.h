@@ -267,6 +267,10 @@ typedef struct {
 
     ngx_msec_int_t              upstream_time;  /* -1: no upstream */
 
+    xr_err_e                    fail_err;       /* the exchange failed: */
+    ngx_uint_t                  fail_delivered; /* it may have arrived */
+    ngx_str_t                   fail_text;
+
     ngx_str_t                   detail;     /* for the log line, not the
                                                caller */
 
