@@ -32,9 +32,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gateway_bench import (MODULE, NGINX, ROOT, cpu_ticks,  # noqa: E402
-                           fixture, free_port, nginx_string, parse_wrk,
-                           wait_port, worker_pids)
+from gateway_bench import (MODULE, NGINX, ROOT,  # noqa: E402
+                           canned_answer, fixture, free_port, measure,
+                           temp_paths, wait_port, worker_pids,
+                           write_post_script, write_upstream_conf)
 
 
 def main():
@@ -51,34 +52,14 @@ def main():
     domain = args.caller.split(".")[1]
 
     request = open(fixture(domain, args.caller, txn, "request"), "rb").read()
-    answer_file = fixture(domain, args.dest, txn, "response")
-    answer = open(answer_file, "rb").read()
-    dest_ct = {"json": "application/json", "xml": "application/xml"}.get(
-        answer_file.rsplit(".", 1)[1], "application/octet-stream")
+    answer, dest_ct = canned_answer(domain, args.dest, txn)
 
     tmp = tempfile.mkdtemp(prefix="xr-cache-bench-")
     up_port, gw_port, redis_port = free_port(), free_port(), free_port()
     procs = []
 
-    common = """
-    client_body_temp_path {t}/cb; proxy_temp_path {t}/px;
-    fastcgi_temp_path {t}/fc; uwsgi_temp_path {t}/uw; scgi_temp_path {t}/sc;
-    """.format(t=tmp)
-
-    up_conf = os.path.join(tmp, "upstream.conf")
-    with open(up_conf, "w") as f:
-        f.write("""
-worker_processes 1; daemon off; pid {t}/up.pid; error_log {t}/up.err warn;
-events {{ worker_connections 1024; }}
-http {{ {common} access_log off;
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{p};
-        location / {{ default_type "{ct}"; return 200 {body}; }}
-    }}
-}}
-""".format(t=tmp, common=common, p=up_port, ct=dest_ct,
-           body=nginx_string(answer)))
+    common = temp_paths(tmp)
+    up_conf = write_upstream_conf(tmp, up_port, answer, dest_ct)
 
     gw_conf = os.path.join(tmp, "gateway.conf")
     with open(gw_conf, "w") as f:
@@ -125,18 +106,7 @@ http {{ {common}
            caller=args.caller, dest=args.dest,
            dregion=args.dest.split(".")[0]))
 
-    body_file = os.path.join(tmp, "body")
-    with open(body_file, "wb") as f:
-        f.write(request)
-    lua = os.path.join(tmp, "post.lua")
-    with open(lua, "w") as f:
-        f.write("""
-local f = io.open("%s", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-""" % body_file)
+    _, lua = write_post_script(tmp, request)
 
     def start(cmd):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
@@ -155,31 +125,21 @@ wrk.headers["Content-Type"] = "application/json"
         wait_port(gw_port)
         time.sleep(0.5)     # the worker's Redis connection comes up
         workers = worker_pids(gw.pid) or [gw.pid]
-        hz = os.sysconf("SC_CLK_TCK")
 
         results = {}
         for name, path in (("return 200", "/return200"),
                            ("uncached", "/uncached/"),
                            ("cache hit", "/cached/")):
             url = "http://127.0.0.1:%d%s" % (gw_port, path)
-            subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c4",
-                            "-d1s", "-s", lua, url], capture_output=True)
             log = os.path.join(tmp, "cached.log")
-            if os.path.exists(log):
-                os.truncate(log, 0)
-            before = cpu_ticks(workers)
-            out = subprocess.run(
-                ["taskset", "-c", "1", "wrk", "-t1",
-                 "-c%d" % args.connections, "-d%ds" % args.seconds,
-                 "--latency", "-s", lua, url],
-                capture_output=True, text=True, timeout=args.seconds + 30
-            ).stdout
-            after = cpu_ticks(workers)
-            r = parse_wrk(out)
-            n = max(r["requests"], 1)
-            r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
-            r["sys_us"] = (after[1] - before[1]) / hz * 1e6 / n
-            r["cpu_us"] = r["user_us"] + r["sys_us"]
+
+            def clear_log(log=log):
+                # only the measured run's answers are counted
+                if os.path.exists(log):
+                    os.truncate(log, 0)
+
+            r = measure(url, lua, workers, args.seconds, args.connections,
+                        clear_log)
             results[name] = r
 
         with open(os.path.join(tmp, "cached.log")) as f:

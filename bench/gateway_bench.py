@@ -102,6 +102,84 @@ def parse_wrk(out):
             "sockerr": sockerr.group(1) if sockerr else ""}
 
 
+def temp_paths(tmp):
+    """nginx.conf lines that keep nginx's temporary files in tmp."""
+    return """
+    client_body_temp_path {t}/cb; proxy_temp_path {t}/px;
+    fastcgi_temp_path {t}/fc; uwsgi_temp_path {t}/uw; scgi_temp_path {t}/sc;
+    """.format(t=tmp)
+
+
+def canned_answer(domain, dest, txn):
+    """(bytes, content type) of the destination's fixture answer."""
+    path = fixture(domain, dest, txn, "response")
+    ct = {"json": "application/json", "xml": "application/xml"}.get(
+        path.rsplit(".", 1)[1], "application/octet-stream")
+    return open(path, "rb").read(), ct
+
+
+def write_upstream_conf(tmp, port, answer, content_type):
+    """An nginx that plays the destination: every request gets answer."""
+    path = os.path.join(tmp, "upstream.conf")
+    with open(path, "w") as f:
+        f.write("""
+worker_processes 1; daemon off; pid {t}/up.pid; error_log {t}/up.err warn;
+events {{ worker_connections 1024; }}
+http {{ {common} access_log off;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{p};
+        location / {{ default_type "{ct}"; return 200 {body}; }}
+    }}
+}}
+""".format(t=tmp, common=temp_paths(tmp), p=port, ct=content_type,
+           body=nginx_string(answer)))
+    return path
+
+
+def write_post_script(tmp, body):
+    """(body file, wrk script that POSTs it)."""
+    path = os.path.join(tmp, "body")
+    with open(path, "wb") as f:
+        f.write(body)
+    lua = os.path.join(tmp, "post.lua")
+    with open(lua, "w") as f:
+        f.write("""
+local f = io.open("%s", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+""" % path)
+    return path, lua
+
+
+def measure(url, lua, workers, seconds, connections, before_run=None,
+            after_run=None):
+    """One wrk run (after a 1 s warm-up) against url, wrk on CPU 1: the
+    parsed figures plus the workers' CPU and page faults per request."""
+    subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c4", "-d1s",
+                    "-s", lua, url], capture_output=True)
+    if before_run:
+        before_run()
+    hz = os.sysconf("SC_CLK_TCK")
+    before = cpu_ticks(workers)
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c%d" % connections,
+         "-d%ds" % seconds, "--latency", "-s", lua, url],
+        capture_output=True, text=True, timeout=seconds + 30).stdout
+    after = cpu_ticks(workers)
+    if after_run:
+        after_run()
+    r = parse_wrk(out)
+    n = max(r["requests"], 1)
+    r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
+    r["sys_us"] = (after[1] - before[1]) / hz * 1e6 / n
+    r["cpu_us"] = r["user_us"] + r["sys_us"]
+    r["faults"] = (after[2] - before[2]) / n
+    return r
+
+
 PROFILE = os.environ.get("XR_BENCH_CALLGRIND")
 STRACE = os.environ.get("XR_BENCH_STRACE")
 
@@ -122,35 +200,15 @@ def main():
 
     request = open(fixture(domain, args.caller, args.txn, "request"),
                    "rb").read()
-    answer_file = fixture(domain, args.dest, args.txn, "response")
-    answer = open(answer_file, "rb").read()
-    dest_ct = {"json": "application/json", "xml": "application/xml"}.get(
-        answer_file.rsplit(".", 1)[1], "application/octet-stream")
+    answer, dest_ct = canned_answer(domain, args.dest, args.txn)
 
     tmp = tempfile.mkdtemp(prefix="xr-bench-")
     up_port, gw_port = free_port(), free_port()
     procs = []
 
-    common = """
-    client_body_temp_path {t}/cb; proxy_temp_path {t}/px;
-    fastcgi_temp_path {t}/fc; uwsgi_temp_path {t}/uw; scgi_temp_path {t}/sc;
-    access_log off;
-    """.format(t=tmp)
+    common = temp_paths(tmp) + "access_log off;"
 
-    up_conf = os.path.join(tmp, "upstream.conf")
-    with open(up_conf, "w") as f:
-        f.write("""
-worker_processes 1; daemon off; pid {t}/up.pid; error_log {t}/up.err warn;
-events {{ worker_connections 1024; }}
-http {{ {common}
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{p};
-        location / {{ default_type "{ct}"; return 200 {body}; }}
-    }}
-}}
-""".format(t=tmp, common=common, p=up_port, ct=dest_ct,
-           body=nginx_string(answer)))
+    up_conf = write_upstream_conf(tmp, up_port, answer, dest_ct)
 
     gw_conf = os.path.join(tmp, "gateway.conf")
     with open(gw_conf, "w") as f:
@@ -191,18 +249,7 @@ http {{ {common}
            up=up_port, gw=gw_port, domain=domain, caller=args.caller,
            dest=args.dest, dregion=args.dest.split(".")[0]))
 
-    body_file = os.path.join(tmp, "body")
-    with open(body_file, "wb") as f:
-        f.write(request)
-    lua = os.path.join(tmp, "post.lua")
-    with open(lua, "w") as f:
-        f.write("""
-local f = io.open("%s", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-""" % body_file)
+    body_file, lua = write_post_script(tmp, request)
 
     def start(conf, cpu):
         cmd = ["taskset", "-c", str(cpu), NGINX, "-p", tmp, "-c", conf]
@@ -232,7 +279,6 @@ wrk.headers["Content-Type"] = "application/json"
         wait_port(gw_port, 60)
         time.sleep(0.3)
         workers = worker_pids(gw.pid) or [gw.pid]
-        hz = os.sysconf("SC_CLK_TCK")
 
         results = {}
         for name, path in (("return 200", "/return200"),
@@ -241,32 +287,23 @@ wrk.headers["Content-Type"] = "application/json"
             if args.only and args.only not in (name, path.strip("/")):
                 continue
             url = "http://127.0.0.1:%d%s" % (gw_port, path)
-            # warm up keepalive connections and caches
-            subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c4",
-                            "-d1s", "-s", lua, url], capture_output=True)
-            if STRACE:
-                tracer = subprocess.Popen(
+            tracer = []
+
+            def trace_start(path=path):
+                # XR_BENCH_STRACE=<prefix>: system calls of the run
+                tracer.append(subprocess.Popen(
                     ["strace", "-c", "-f", "-o", STRACE + "." + path.strip("/"),
                      "-p", ",".join(str(w) for w in workers)],
-                    stderr=subprocess.DEVNULL)
+                    stderr=subprocess.DEVNULL))
                 time.sleep(0.5)
-            before = cpu_ticks(workers)
-            out = subprocess.run(
-                ["taskset", "-c", "1", "wrk", "-t1",
-                 "-c%d" % args.connections, "-d%ds" % args.seconds,
-                 "--latency", "-s", lua, url],
-                capture_output=True, text=True, timeout=args.seconds + 30
-            ).stdout
-            after = cpu_ticks(workers)
-            if STRACE:
-                tracer.send_signal(signal.SIGINT)
-                tracer.wait(10)
-            r = parse_wrk(out)
-            n = max(r["requests"], 1)
-            r["user_us"] = (after[0] - before[0]) / hz * 1e6 / n
-            r["sys_us"] = (after[1] - before[1]) / hz * 1e6 / n
-            r["cpu_us"] = r["user_us"] + r["sys_us"]
-            r["faults"] = (after[2] - before[2]) / n
+
+            def trace_stop():
+                tracer[0].send_signal(signal.SIGINT)
+                tracer[0].wait(10)
+
+            r = measure(url, lua, workers, args.seconds, args.connections,
+                        trace_start if STRACE else None,
+                        trace_stop if STRACE else None)
             results[name] = r
 
         # the translated answer must be right, or the figure means nothing
