@@ -54,6 +54,20 @@ static const unsigned char  xr_sm2_default_id[] = XR_SM2_DEFAULT_ID;
 #define XR_SM4_CHUNK  4096
 
 
+/* HMAC, fetched once per process like the digests */
+static EVP_MAC *
+xr_hmac_impl(void)
+{
+    if (xr_hmac_mac == NULL) {
+        xr_hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (xr_hmac_mac == NULL) {
+            ERR_clear_error();
+        }
+    }
+    return xr_hmac_mac;
+}
+
+
 int
 xr_crypto_init(void)
 {
@@ -71,12 +85,8 @@ xr_crypto_init(void)
         return XR_ERROR;
     }
 
-    if (xr_hmac_mac == NULL) {
-        xr_hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (xr_hmac_mac == NULL) {
-            ERR_clear_error();
-            return XR_ERROR;
-        }
+    if (xr_hmac_impl() == NULL) {
+        return XR_ERROR;
     }
 
     return XR_OK;
@@ -259,12 +269,8 @@ xr_hmac_parts(xr_digest_e alg, const void *key, size_t keylen,
         return XR_ERROR;
     }
 
-    if (xr_hmac_mac == NULL) {
-        xr_hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (xr_hmac_mac == NULL) {
-            ERR_clear_error();
-            return XR_ERROR;
-        }
+    if (xr_hmac_impl() == NULL) {
+        return XR_ERROR;
     }
 
     /* a NULL key means "keep the previous key" to EVP_MAC_init() */
