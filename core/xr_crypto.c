@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "xr_crypto.h"
 
@@ -317,6 +318,17 @@ int
 xr_crypto_equal(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+
+int
+xr_random(void *out, size_t len)
+{
+    if (len > 65536) {
+        return XR_ERROR;
+    }
+
+    return (len == 0 || RAND_bytes(out, (int) len) == 1) ? XR_OK : XR_ERROR;
 }
 
 

@@ -81,6 +81,12 @@ int xr_hmac(xr_digest_e alg, const void *key, size_t keylen,
  */
 int xr_crypto_equal(const void *a, const void *b, size_t len);
 
+/*
+ * len unpredictable bytes from OpenSSL's CSPRNG (nonces, the answers'
+ * signature nonces).  XR_ERROR when the generator is not seeded.
+ */
+int xr_random(void *out, size_t len);
+
 
 /* Hex and Base64 */
 

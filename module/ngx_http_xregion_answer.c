@@ -288,6 +288,8 @@ ngx_http_xregion_send(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_ERROR;
     }
 
+    ngx_http_xregion_sign_answer(r, status, data, len);
+
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 

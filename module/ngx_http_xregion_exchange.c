@@ -406,6 +406,11 @@ ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 ngx_int_t
 ngx_http_xregion_forward(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
 {
+    if (ngx_http_xregion_sign_upstream(r, ctx) != NGX_OK) {
+        return ngx_http_xregion_failed(r, ctx, 0, XR_E_INTERNAL,
+                   "the request to %V could not be signed", &ctx->dest_name);
+    }
+
     if (ngx_http_xregion_subrequest(r, ctx, &ctx->out) != NGX_OK) {
         return ngx_http_xregion_failed(r, ctx, 0, XR_E_INTERNAL,
                    "the exchange with %V could not start", &ctx->dest_name);

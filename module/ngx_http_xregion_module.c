@@ -182,6 +182,27 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, idempotency_unavailable),
       &ngx_http_xregion_unavailable_values },
 
+    { ngx_string("xregion_sign_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_xregion_sign_key_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_sign_answers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, sign_answers),
+      NULL },
+
+    { ngx_string("xregion_upstream_sign"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_xregion_upstream_sign_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_replay_guard"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_replay_guard_directive,
@@ -325,6 +346,7 @@ ngx_http_xregion_create_loc_conf(ngx_conf_t *cf)
     xlcf->idempotency_wait = NGX_CONF_UNSET_MSEC;
     xlcf->idempotency_unavailable = NGX_CONF_UNSET_UINT;
     xlcf->replay_window = NGX_CONF_UNSET_MSEC;
+    xlcf->sign_answers = NGX_CONF_UNSET;
 
     return xlcf;
 }
@@ -366,6 +388,7 @@ ngx_http_xregion_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->idempotency_unavailable,
                               prev->idempotency_unavailable,
                               NGX_HTTP_XREGION_REFUSE);
+    ngx_conf_merge_value(conf->sign_answers, prev->sign_answers, 0);
 
     if (conf->replay_window == NGX_CONF_UNSET_MSEC) {
         conf->replay_window = prev->replay_window;
@@ -474,6 +497,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_verify_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_sign_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -14,6 +14,8 @@
  *   ngx_http_xregion_pool.c       the core's arena over an ngx_pool_t
  *   ngx_http_xregion_access.c     xregion_allow: who may call what, where
  *   ngx_http_xregion_signature.c  xregion_verify: signed requests
+ *   ngx_http_xregion_sign.c       what the gateway signs: requests to
+ *                                 destinations, answers to callers
  *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
  *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
  *
@@ -185,6 +187,9 @@ typedef struct {
                                                    NULL: none, all allowed */
     ngx_array_t                *verify;         /* xregion_verify, per caller
                                                  */
+    struct xr_key_s            *sign_key;       /* xregion_sign_key */
+    ngx_str_t                   sign_id;        /* empty: the default ID */
+    ngx_array_t                *upstream_sign;  /* xregion_upstream_sign */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -216,6 +221,8 @@ typedef struct {
     ngx_http_complex_value_t   *replay_nonce;
     ngx_http_complex_value_t   *replay_timestamp;
     ngx_uint_t                  replay_unavailable;
+
+    ngx_flag_t                  sign_answers;
 } ngx_http_xregion_loc_conf_t;
 
 
@@ -288,6 +295,10 @@ typedef struct {
     ngx_str_t                   dest_content_type;
     ngx_str_t                   cache;          /* HIT MISS BYPASS EXPIRED */
     ngx_str_t                   idempotency;    /* NEW REPLAY CONFLICT ... */
+    ngx_str_t                   up_signature;   /* xregion_upstream_sign */
+    ngx_str_t                   up_timestamp;
+    ngx_str_t                   up_nonce;
+    ngx_str_t                   up_access_key;
 } ngx_http_xregion_ctx_t;
 
 
@@ -340,6 +351,26 @@ ngx_int_t ngx_http_xregion_verify_init(ngx_conf_t *cf,
     ngx_http_xregion_main_conf_t *xmcf);
 ngx_int_t ngx_http_xregion_verify(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, u_char *body, size_t len, ngx_int_t *rc);
+ngx_int_t ngx_http_xregion_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out);
+ngx_int_t ngx_http_xregion_conf_secret(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *secret);
+struct xr_key_s *ngx_http_xregion_conf_key(ngx_conf_t *cf, ngx_str_t *name);
+ngx_int_t ngx_http_xregion_request_header(ngx_http_request_t *r,
+    const char *name, size_t len, ngx_str_t *value);
+
+
+/* ngx_http_xregion_sign.c */
+char *ngx_http_xregion_sign_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_xregion_upstream_sign_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_xregion_sign_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_sign_upstream(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+void ngx_http_xregion_sign_answer(ngx_http_request_t *r, ngx_uint_t status,
+    const char *data, size_t len);
 
 
 /* ngx_http_xregion_redis.c */

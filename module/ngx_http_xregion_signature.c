@@ -53,11 +53,7 @@ typedef struct {
 } ngx_http_xregion_verify_t;
 
 
-static ngx_int_t ngx_http_xregion_read_file(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *out);
 static void ngx_http_xregion_key_cleanup(void *data);
-static ngx_int_t ngx_http_xregion_header(ngx_http_request_t *r,
-    const char *name, size_t len, ngx_str_t *value);
 
 
 /* the answer's rc kept, NGX_DECLINED told: refused */
@@ -80,11 +76,8 @@ ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_xregion_main_conf_t *xmcf = conf;
 
-    ngx_str_t                   *value, name, pem;
+    ngx_str_t                   *value, name;
     ngx_uint_t                   i, m;
-    xr_ctx_t                     xctx;
-    xr_pool_t                   *pool;
-    ngx_pool_cleanup_t          *cln;
     ngx_http_xregion_verify_t   *v;
 
     value = cf->args->elts;
@@ -140,8 +133,6 @@ ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     v->file = cf->conf_file->file.name;
     v->line = cf->conf_file->line;
 
-    ngx_str_null(&pem);
-
     for (i = 3; i < cf->args->nelts; i++) {
 
         if (m != NGX_HTTP_XREGION_SM2
@@ -150,22 +141,9 @@ ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             name.data = value[i].data + 7;
             name.len = value[i].len - 7;
 
-            if (ngx_http_xregion_read_file(cf, &name, &v->secret) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            /* a secret file ends with a newline more often than not */
-            while (v->secret.len
-                   && (v->secret.data[v->secret.len - 1] == '\n'
-                       || v->secret.data[v->secret.len - 1] == '\r'))
+            if (ngx_http_xregion_conf_secret(cf, &name, &v->secret)
+                != NGX_OK)
             {
-                v->secret.len--;
-            }
-
-            if (v->secret.len < 16) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "the secret in \"%V\" is shorter than 16 "
-                                   "bytes", &name);
                 return NGX_CONF_ERROR;
             }
 
@@ -178,33 +156,10 @@ ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             name.data = value[i].data + 4;
             name.len = value[i].len - 4;
 
-            if (ngx_http_xregion_read_file(cf, &name, &pem) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            pool = ngx_http_xregion_pool_create(cf->pool);
-            if (pool == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            xr_ctx_init(&xctx, pool);
-
-            v->key = xr_key_load(&xctx, (const char *) pem.data, pem.len);
-
+            v->key = ngx_http_xregion_conf_key(cf, &name);
             if (v->key == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "key \"%V\": %s", &name, xctx.errstr);
                 return NGX_CONF_ERROR;
             }
-
-            cln = ngx_pool_cleanup_add(cf->pool, 0);
-            if (cln == NULL) {
-                xr_key_free(v->key);
-                return NGX_CONF_ERROR;
-            }
-
-            cln->handler = ngx_http_xregion_key_cleanup;
-            cln->data = v->key;
 
             if (!xr_key_is_sm2(v->key)) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -239,7 +194,9 @@ ngx_http_xregion_verify_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static ngx_int_t
+/* A secret or key file of at most 64k, read whole at configuration time. */
+
+ngx_int_t
 ngx_http_xregion_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
 {
     ssize_t          n;
@@ -302,6 +259,84 @@ static void
 ngx_http_xregion_key_cleanup(void *data)
 {
     xr_key_free(data);
+}
+
+
+/* A shared secret: a file of 16 bytes or more, its final newline left out. */
+
+ngx_int_t
+ngx_http_xregion_conf_secret(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *secret)
+{
+    if (ngx_http_xregion_read_file(cf, name, secret) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a secret file ends with a newline more often than not */
+    while (secret->len
+           && (secret->data[secret->len - 1] == '\n'
+               || secret->data[secret->len - 1] == '\r'))
+    {
+        secret->len--;
+    }
+
+    if (secret->len < 16) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the secret in \"%V\" is shorter than 16 bytes",
+                           name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A PEM key file (SM2 or P-256, public or private) kept for the life of
+ * the configuration: freed with cf->pool.  NULL: logged.
+ */
+
+xr_key_t *
+ngx_http_xregion_conf_key(ngx_conf_t *cf, ngx_str_t *name)
+{
+    xr_ctx_t             xctx;
+    xr_key_t            *key;
+    ngx_str_t            pem;
+    xr_pool_t           *pool;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ngx_http_xregion_read_file(cf, name, &pem) != NGX_OK) {
+        return NULL;
+    }
+
+    pool = ngx_http_xregion_pool_create(cf->pool);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    xr_ctx_init(&xctx, pool);
+
+    key = xr_key_load(&xctx, (const char *) pem.data, pem.len);
+
+    /* the private half stays in OpenSSL's memory only */
+    ngx_explicit_memzero(pem.data, pem.len);
+
+    if (key == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "key \"%V\": %s", name,
+                           xctx.errstr);
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        xr_key_free(key);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_xregion_key_cleanup;
+    cln->data = key;
+
+    return key;
 }
 
 
@@ -381,11 +416,14 @@ ngx_http_xregion_verify(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 
     v = &v[i];
 
-    if (ngx_http_xregion_header(r, "X-Xregion-Signature", 19, &h_sig)
+    if (ngx_http_xregion_request_header(r, "X-Xregion-Signature", 19,
+                                        &h_sig)
         != NGX_OK
-        || ngx_http_xregion_header(r, "X-Xregion-Timestamp", 19, &h_stamp)
+        || ngx_http_xregion_request_header(r, "X-Xregion-Timestamp", 19,
+                                           &h_stamp)
            != NGX_OK
-        || ngx_http_xregion_header(r, "X-Xregion-Nonce", 15, &h_nonce)
+        || ngx_http_xregion_request_header(r, "X-Xregion-Nonce", 15,
+                                           &h_nonce)
            != NGX_OK)
     {
         return ngx_http_xregion_refuse(rc, r, ctx, XR_E_BAD_SIGNATURE,
@@ -486,9 +524,11 @@ ngx_http_xregion_verify(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_http_xregion_header(ngx_http_request_t *r, const char *name, size_t len,
-    ngx_str_t *value)
+/* The first non-empty header of that name (case-insensitive). */
+
+ngx_int_t
+ngx_http_xregion_request_header(ngx_http_request_t *r, const char *name,
+    size_t len, ngx_str_t *value)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;

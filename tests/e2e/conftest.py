@@ -182,6 +182,11 @@ class Sim:
             spec['count'] = count
         return self._call('POST', '/_sim/fault', spec)
 
+    def require_signature(self, profile, scheme=None, **spec):
+        """The profile refuses unsigned requests (scheme None: no longer)."""
+        return self._call('POST', '/_sim/signature',
+                          dict(spec, profile=profile, scheme=scheme))
+
     def clear_faults(self):
         self._call('POST', '/_sim/fault', {'profile': '*', 'mode': 'none'})
 

@@ -377,3 +377,209 @@ def test_mtls_refusals(gateway, sim, cert):
     if cert in ('expired', 'revoked'):
         assert cert.encode() in answer, answer     # nginx's reason, told
     assert sim.received('jiangsu.medical', canon['@msg_id']) == []
+
+
+# ---- what the gateway signs (xregion_upstream_sign, xregion_sign_answers) --
+
+ZJ_SECRET = 'zhejiang-gateway-app-secret-0003'
+ZJ_ACCESS_KEY = 'H33010000001'
+ANHUI_UP_SECRET = b'anhui-medical-upstream-secret-04'
+
+
+@pytest.fixture(scope='module')
+def signer(module_so, sim, redis):
+    prefix = make_workdir('signer')
+    port = free_port()
+    key = os.path.join(prefix, 'gateway-sm2.key')
+    pub = os.path.join(prefix, 'gateway-sm2.pub')
+    openssl('genpkey', '-algorithm', 'SM2', '-out', key)
+    openssl('pkey', '-in', key, '-pubout', '-out', pub)
+    with open(os.path.join(prefix, 'zhejiang.secret'), 'w') as f:
+        f.write(ZJ_SECRET + '\n')
+    with open(os.path.join(prefix, 'anhui.secret'), 'wb') as f:
+        f.write(ANHUI_UP_SECRET)
+    extra = '''
+    xregion_sign_key       %(p)s/gateway-sm2.key;
+    xregion_sign_answers   on;
+    xregion_upstream_sign  zhejiang.medical zhejiang-hmac-sm3
+                           secret=%(p)s/zhejiang.secret
+                           access_key=%(ak)s;
+    xregion_upstream_sign  jiangsu.medical  sm2;
+    xregion_upstream_sign  anhui.medical    hmac-sm3 secret=%(p)s/anhui.secret;
+''' % {'p': prefix, 'ak': ZJ_ACCESS_KEY}
+    conf = render_example(module_so, sim.ports, prefix, port, extra_http=extra,
+                          redis_port=redis.port)
+    g = Nginx(prefix, conf, port).start()
+    g.pub = pub
+    yield g
+    g.stop()
+
+
+@pytest.fixture
+def zhejiang_requires_signature(sim):
+    sim.require_signature('zhejiang.medical', 'zhejiang-hmac-sm3',
+                          secret=ZJ_SECRET, access_key=ZJ_ACCESS_KEY)
+    yield
+    sim.require_signature('zhejiang.medical', None)
+
+
+def sm2_verifies(pub, text, sig_b64, tmp):
+    """The openssl command line's verdict on an SM3withSM2 signature."""
+    sig = os.path.join(tmp, 'sig-%s.der' % uuid.uuid4().hex)
+    with open(sig, 'wb') as f:
+        f.write(base64.b64decode(sig_b64))
+    p = subprocess.run(['openssl', 'dgst', '-sm3', '-verify', pub, '-sigopt',
+                        'distid:1234567812345678', '-signature', sig],
+                       input=text, capture_output=True, timeout=30)
+    return p.returncode == 0 and b'Verified OK' in p.stdout
+
+
+def settle_to(sim, g, caller, dest, dest_profile):
+    canon, body = build(sim, caller, 'medical', dest=dest)
+    a = g.post('/xr/medical/', body, caller=caller)
+    return canon, a, sim.received(dest_profile, canon['@msg_id'])
+
+
+def test_zhejiang_gets_its_hmac_sm3_headers(signer, sim,
+                                            zhejiang_requires_signature):
+    canon, a, got = settle_to(sim, signer, 'shanghai.medical', 'zhejiang',
+                              'zhejiang.medical')
+    assert a.status == 200, a.body[:300]
+    ans = sim.codec('shanghai.medical').decode('response', a.body,
+                                                txn='settle')
+    assert ans['@status'] == 'ok', ans
+    assert len(got) == 1 and 'error' not in got[0], got
+    h = {k.lower(): v for k, v in got[0]['headers'].items()}
+    body = base64.b64decode(got[0]['raw_b64'])
+    # recomputed here, independently of the simulator and the gateway
+    want = hmac.new(ZJ_SECRET.encode(), h['x-xregion-timestamp'].encode()
+                    + b'\n' + body, 'sm3').hexdigest().upper()
+    assert h['x-xregion-signature'] == want
+    assert h['x-access-key'] == ZJ_ACCESS_KEY
+    assert abs(int(h['x-xregion-timestamp']) - time.time()) < 60
+    assert 'x-xregion-nonce' not in h       # not part of Zhejiang's scheme
+
+
+def test_unsigned_request_is_refused_by_zhejiang(gateway, sim,
+                                                 zhejiang_requires_signature):
+    # the example's gateway has no xregion_upstream_sign: Zhejiang refuses,
+    # records nothing, and the caller hears the refusal in its own format
+    canon, a, got = settle_to(sim, gateway, 'shanghai.medical', 'zhejiang',
+                              'zhejiang.medical')
+    assert len(got) == 1 and got[0]['error']['code'] == 'XR-BAD-SIGNATURE'
+    assert 'x-xregion-signature' not in {k.lower() for k in got[0]['headers']}
+    ans = sim.codec('shanghai.medical').decode('response', a.body,
+                                                txn='settle')
+    assert ans['@status'] == 'error', ans
+    assert sim.log('zhejiang.medical', txn='settle')[-1]['error']['code'] \
+        == 'XR-BAD-SIGNATURE'
+
+
+def test_sm2_signed_upstream_verifies_with_openssl(signer, sim, tmp_path):
+    canon, a, got = settle_to(sim, signer, 'shanghai.medical', 'jiangsu',
+                              'jiangsu.medical')
+    assert a.status == 200, a.body[:300]
+    h = {k.lower(): v for k, v in got[0]['headers'].items()}
+    body = base64.b64decode(got[0]['raw_b64'])
+    text = b'\n'.join([b'POST', got[0]['path'].encode(),
+                       h['x-xregion-timestamp'].encode(),
+                       h['x-xregion-nonce'].encode(),
+                       hashlib.sha256(body).hexdigest().encode()])
+    assert re.fullmatch(r'[0-9a-f]{32}', h['x-xregion-nonce'])
+    assert sm2_verifies(signer.pub, text, h['x-xregion-signature'],
+                        str(tmp_path))
+    # one character of the signed text otherwise: the signature fails
+    other = text[:-1] + (b'1' if text.endswith(b'0') else b'0')
+    assert not sm2_verifies(signer.pub, other, h['x-xregion-signature'],
+                            str(tmp_path))
+
+
+def test_hmac_signed_upstream_and_fresh_nonces(signer, sim):
+    nonces = set()
+    for _ in range(2):
+        canon, a, got = settle_to(sim, signer, 'shanghai.medical', 'anhui',
+                                  'anhui.medical')
+        assert a.status == 200, a.body[:300]
+        h = {k.lower(): v for k, v in got[0]['headers'].items()}
+        body = base64.b64decode(got[0]['raw_b64'])
+        text = b'\n'.join([b'POST', got[0]['path'].encode(),
+                           h['x-xregion-timestamp'].encode(),
+                           h['x-xregion-nonce'].encode(),
+                           hashlib.sha256(body).hexdigest().encode()])
+        assert h['x-xregion-signature'] == hmac.new(
+            ANHUI_UP_SECRET, text, 'sm3').hexdigest()
+        nonces.add(h['x-xregion-nonce'])
+    assert len(nonces) == 2
+
+
+def test_destination_without_rule_gets_no_signature(signer, sim):
+    canon, a, got = settle_to(sim, signer, 'shanghai.medical', 'hebei',
+                              'hebei.medical')
+    assert a.status == 200, a.body[:300]
+    assert not {k.lower() for k in got[0]['headers']} & {
+        'x-xregion-signature', 'x-xregion-timestamp', 'x-access-key'}
+
+
+def answer_text(status, path, a):
+    return b'\n'.join([str(status).encode(), path.encode(),
+                       a.header('X-Xregion-Timestamp').encode(),
+                       a.header('X-Xregion-Nonce').encode(),
+                       hashlib.sha256(a.body).hexdigest().encode()])
+
+
+def test_answers_carry_the_gateway_signature(signer, sim, tmp_path):
+    caller = 'shanghai.medical'
+    canon, body = build(sim, caller, 'medical', dest='hebei')
+    a = signer.post('/xr/medical/', body, caller=caller,
+                    headers={'X-Xregion-Nonce': 'caller-nonce-0001'})
+    assert a.status == 200, a.body[:300]
+    # the caller's nonce comes back: the answer is bound to the request
+    assert a.header('X-Xregion-Nonce') == 'caller-nonce-0001'
+    text = answer_text(200, '/xr/medical/', a)
+    assert sm2_verifies(signer.pub, text, a.header('X-Xregion-Signature'),
+                        str(tmp_path))
+    # another body under the same headers does not verify
+    forged = text[:-64] + hashlib.sha256(a.body + b' ').hexdigest().encode()
+    assert not sm2_verifies(signer.pub, forged,
+                            a.header('X-Xregion-Signature'), str(tmp_path))
+
+
+@pytest.mark.parametrize('caller', ['shanghai.medical', 'anhui.medical',
+                                    'beijing.medical'])
+def test_refusals_are_signed_too(signer, sim, caller, tmp_path):
+    # a malformed body, in JSON, GBK XML and fixed-width callers' formats;
+    # a nonce that could not go in a header is replaced, not echoed
+    a = signer.post('/xr/medical/', b'\x00garbage', caller=caller,
+                    headers={'X-Xregion-Nonce': 'bad nonce\t'})
+    assert a.status >= 200 and a.header('X-Xregion-Signature'), a.headers
+    assert re.fullmatch(r'[0-9a-f]{32}', a.header('X-Xregion-Nonce'))
+    assert sm2_verifies(signer.pub, answer_text(a.status, '/xr/medical/', a),
+                        a.header('X-Xregion-Signature'), str(tmp_path))
+
+
+def test_unsigned_gateway_sends_no_answer_signature(gateway, sim):
+    canon, body = build(sim, 'shanghai.medical', 'medical', dest='hebei')
+    a = gateway.post('/xr/medical/', body, caller='shanghai.medical')
+    assert a.status == 200 and a.header('X-Xregion-Signature') is None
+
+
+@pytest.mark.parametrize('http,words', [
+    ('xregion_sign_answers on;', 'needs "xregion_sign_key"'),
+    ('xregion_upstream_sign nobody.medical hmac-sm3 secret=%s;'
+     % os.path.join(KEYS, 'README.md'), 'unknown profile "nobody.medical"'),
+    ('xregion_upstream_sign zhejiang.medical sm2;',
+     'needs "xregion_sign_key"'),
+    ('xregion_upstream_sign zhejiang.medical zhejiang-hmac-sm3;',
+     'needs "secret="'),
+    ('xregion_upstream_sign zhejiang.medical hmac-md5 secret=%s;'
+     % os.path.join(KEYS, 'README.md'), 'unknown signature method'),
+    ('xregion_sign_key %s;' % os.path.join(KEYS, 'sm2-test-only-pub.pem'),
+     'is not an SM2 private key'),
+    ('xregion_sign_key %s;' % os.path.join(KEYS, 'p256-test-only-key.pem'),
+     'is not an SM2 private key'),
+])
+def test_conf_sign_errors(module_so, http, words):
+    p, path, conf = nginx_t(module_so, http)
+    assert p.returncode != 0
+    assert words in p.stderr, p.stderr
+    assert path in p.stderr, p.stderr

@@ -21,6 +21,7 @@ import argparse
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -1736,6 +1737,7 @@ class Sim:
         self.lock = threading.RLock()
         self.state = State()
         self.faults = {}           # profile -> {mode, ms, count}
+        self.signatures = {}       # profile -> what it requires of requests
         self.logs = {}             # profile -> [entry]
         self.log_seq = 0
 
@@ -1745,7 +1747,58 @@ class Sim:
         with self.lock:
             self.state.reset()
             self.faults.clear()
+            self.signatures.clear()
             self.logs.clear()
+
+    def set_signature(self, spec):
+        """Make a profile require a signed request, or no longer (scheme
+        null).  Zhejiang's scheme (DOMAIN.md 1.4): HMAC-SM3 keyed with the
+        secret over "{unix_timestamp}\\n{body}", uppercase hex; the header
+        names are the deployment's, given here."""
+        prof = spec.get('profile')
+        if prof not in self.config.profiles:
+            raise ValueError('no profile %r' % prof)
+        scheme = spec.get('scheme')
+        if scheme is None:
+            with self.lock:
+                self.signatures.pop(prof, None)
+            return
+        if scheme != 'zhejiang-hmac-sm3':
+            raise ValueError('scheme must be zhejiang-hmac-sm3 or null')
+        secret = spec.get('secret')
+        if not isinstance(secret, str) or not secret:
+            raise ValueError('secret must be a non-empty string')
+        h = dict({'timestamp': 'X-Xregion-Timestamp',
+                  'signature': 'X-Xregion-Signature',
+                  'access_key': 'X-Access-Key'}, **(spec.get('headers') or {}))
+        with self.lock:
+            self.signatures[prof] = {
+                'scheme': scheme, 'secret': secret.encode('utf-8'),
+                'access_key': spec.get('access_key'), 'headers': h,
+                'window': int(spec.get('window', 300))}
+
+    def check_signature(self, pname, headers, body):
+        """None when the request is acceptable, else why not."""
+        with self.lock:
+            req = self.signatures.get(pname)
+        if req is None:
+            return None
+        h = req['headers']
+        stamp = headers.get(h['timestamp']) or ''
+        sig = headers.get(h['signature']) or ''
+        if not stamp or not sig:
+            return 'unsigned request (%s, %s)' % (h['timestamp'],
+                                                  h['signature'])
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > req['window']:
+            return 'timestamp %r outside the window' % stamp[:20]
+        if req['access_key'] is not None and \
+                headers.get(h['access_key']) != req['access_key']:
+            return 'unknown access key'
+        want = hmac.new(req['secret'], stamp.encode() + b'\n' + body,
+                        'sm3').hexdigest().upper()
+        if not hmac.compare_digest(want, sig.upper()):
+            return 'signature does not verify'
+        return None
 
     def set_fault(self, spec):
         prof = spec.get('profile')
@@ -1801,11 +1854,14 @@ class Sim:
 
     # -- requests
 
-    def handle(self, pname, path, ctype, body):
+    def handle(self, pname, path, ctype, body, headers=None):
         """-> dict(status, ctype, body, drop, delay_ms)."""
         p = self.config.profiles[pname]
         codec = self.codecs[pname]
+        headers = headers or {}
         entry = {'profile': pname, 'path': path, 'content_type': ctype,
+                 'headers': {k: v for k, v in headers.items()
+                             if k.lower().startswith('x-')},
                  'raw_b64': base64.b64encode(body).decode('ascii'),
                  'received': now8().isoformat(timespec='milliseconds'),
                  'txn': None, 'msg_id': None, 'canonical': None}
@@ -1833,6 +1889,17 @@ class Sim:
         src = req if req is not None else partial
         entry['txn'] = src.get('@txn') or (txns[0].name if len(txns) == 1 else None)
         entry['msg_id'] = src.get('@msg_id')
+        why = self.check_signature(pname, headers, body) if err is None \
+            else None
+        if why is not None:
+            # refused before anything is done: no state changes
+            entry['error'] = {'code': 'XR-BAD-SIGNATURE', 'message': why}
+            res = self._error_answer(p, codec, src, entry['txn'],
+                                     'XR-BAD-SIGNATURE', why)
+            entry['answer_status'] = res['status']
+            entry['answer_b64'] = base64.b64encode(res['body']).decode('ascii')
+            self.log(pname, entry)
+            return res
         res = self._answer(p, codec, txns, src, req, err, fault, entry)
         entry['answer_status'] = res['status']
         if res.get('body') is not None:
@@ -2318,7 +2385,8 @@ class ProfileHandler(http.server.BaseHTTPRequestHandler):
                 return
             path = urllib.parse.urlsplit(self.path).path
             res = self.server.sim.handle(self.server.pname, path,
-                                         self.headers.get('Content-Type'), body)
+                                         self.headers.get('Content-Type'), body,
+                                         headers=self.headers)
             if res.get('drop'):
                 self.close_connection = True
                 try:
@@ -2432,6 +2500,16 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 self._json(400, {'error': str(e)})
                 return
             self._json(200, {'ok': True, 'profiles': names})
+        elif u.path == '/_sim/signature':
+            try:
+                spec = json.loads(body.decode('utf-8') or '{}')
+                if not isinstance(spec, dict):
+                    raise ValueError('expected a JSON object')
+                sim.set_signature(spec)
+            except (ValueError, UnicodeDecodeError) as e:
+                self._json(400, {'error': str(e)})
+                return
+            self._json(200, {'ok': True})
         else:
             self._json(404, {'error': 'unknown endpoint %s' % u.path})
 

@@ -970,6 +970,27 @@ test_nhsa_sign_string(void **state)
 }
 
 
+/* Nonces: never the same twice, and all of the bytes asked for written. */
+static void
+test_random(void **state)
+{
+    unsigned char  a[32], b[32], z[32];
+
+    (void) state;
+
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    memset(z, 0, sizeof(z));
+
+    assert_int_equal(xr_random(a, sizeof(a)), XR_OK);
+    assert_int_equal(xr_random(b, sizeof(b)), XR_OK);
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_memory_not_equal(a, z, sizeof(a));
+    assert_int_equal(xr_random(a, 0), XR_OK);
+    assert_int_equal(xr_random(a, 65537), XR_ERROR);
+}
+
+
 static int
 group_teardown(void **state)
 {
@@ -989,6 +1010,7 @@ main(void)
         cmocka_unit_test(test_hmac_sha256_rfc4231),
         xr_env_test(test_hmac_sm3),
         cmocka_unit_test(test_crypto_equal),
+        cmocka_unit_test(test_random),
         xr_env_test(test_base64),
         xr_env_test(test_hex_decode),
         xr_env_test(test_key_load),
