@@ -1819,6 +1819,7 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
     xr_pload_t           pl;
     xr_str_t             errors_name = xr_null_string, v;
     int                  dir, has_time, pass, status_line = 0;
+    int                  seal_line = 0;
     const xr_region_t   *given = NULL;
     int                  given_line = 0;
 
@@ -2038,6 +2039,26 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
                 }
                 p->error_status = (int) j;
 
+            } else if (xr_dir_is(d, "seal")) {
+                if (xr_need_args(ld, d, 1, 2) != XR_OK) {
+                    return XR_ERROR;
+                }
+                if (!xr_str_eq(d->args[1], "nhsa_mobile")) {
+                    return xr_lerr(ld, d->line, "seal must be nhsa_mobile");
+                }
+                p->seal = d->args[1];
+                p->seal_member = xr_str_from("data");
+                if (d->nargs > 2) {
+                    if (d->args[2].len <= 7
+                        || memcmp(d->args[2].data, "member=", 7) != 0)
+                    {
+                        return xr_lerr(ld, d->line, "seal takes member=NAME");
+                    }
+                    p->seal_member.data = d->args[2].data + 7;
+                    p->seal_member.len = d->args[2].len - 7;
+                }
+                seal_line = d->line;
+
             } else if (xr_dir_is(d, "header")) {
                 if (xr_need_args(ld, d, 1, 1) != XR_OK
                     || xr_need_block(ld, d, 1) != XR_OK)
@@ -2090,6 +2111,13 @@ xr_load_profile(xr_loader_t *ld, const char *path, xr_profile_t *p)
             }
             if (p->result_field.len == 0) {
                 return xr_lerr(ld, 1, "no \"result\" directive");
+            }
+            if (p->seal.len
+                && (strcmp(p->adapter->name, "json") != 0
+                    || p->charset != XR_CHARSET_UTF8))
+            {
+                return xr_lerr(ld, seal_line, "seal needs codec json and "
+                               "charset utf-8");
             }
             if (errors_name.len) {
                 p->errors = xr_profile_table(p, ld->cfg, errors_name);

@@ -306,6 +306,10 @@ typedef struct xr_profile_s {
 
     xr_layout_t        *header[2];      /* codec fixed */
 
+    /* `seal nhsa_mobile [member=...]` (xr_seal.h); empty: not sealed */
+    xr_str_t            seal;
+    xr_str_t            seal_member;
+
     const char         *file;
 } xr_profile_t;
 
