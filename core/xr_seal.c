@@ -263,15 +263,17 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
         return XR_ERROR;
     }
 
+    /* an answer without the member (a refusal) is signed all the same */
+
     v = xr_object_get(root, p->seal_member);
-    if (v == NULL || v->type != XR_NODE_OBJECT) {
-        return xr_fail(ctx, XR_E_FIELD_MISSING, NULL,
+    if (v && v->type != XR_NODE_OBJECT) {
+        return xr_fail(ctx, XR_E_FIELD_TYPE, NULL,
                        "the member \"%.*s\" to seal is not an object",
                        (int) p->seal_member.len, p->seal_member.data);
     }
 
     xr_buf_init(&text, ctx->pool, 0);
-    if (xr_seal_canonical(ctx, p, v, &text) != XR_OK) {
+    if (v && xr_seal_canonical(ctx, p, v, &text) != XR_OK) {
         return XR_ERROR;
     }
 
@@ -316,8 +318,10 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
         return XR_ERROR;
     }
 
-    params[n].key = p->seal_member;
-    params[n++].value = member_text;
+    if (v) {
+        params[n].key = p->seal_member;
+        params[n++].value = member_text;
+    }
 
     xr_buf_init(&str, ctx->pool, 0);
     xr_buf_init(&der, ctx->pool, 0);
@@ -336,6 +340,10 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
     }
 
     /* encrypt the member's text */
+
+    if (v == NULL) {
+        goto envelope;
+    }
 
     xr_buf_init(&enc, ctx->pool, 0);
 
@@ -365,6 +373,8 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
     {
         return XR_ERROR;
     }
+
+envelope:
 
     if (xr_object_add(ctx, env, xr_seal_sign_data,
                       xr_node_string_ref(ctx, sig.data, sig.len)) != XR_OK)
@@ -414,8 +424,11 @@ xr_seal_open(xr_ctx_t *ctx, const xr_profile_t *p,
     enc = xr_object_get(root, xr_seal_enc_data);
     sd = xr_object_get(root, xr_seal_sign_data);
 
-    if (enc == NULL || enc->type != XR_NODE_STRING
-        || sd == NULL || sd->type != XR_NODE_STRING)
+    /* the member is never in clear; without encData there is none */
+
+    if ((enc && enc->type != XR_NODE_STRING)
+        || sd == NULL || sd->type != XR_NODE_STRING
+        || xr_object_get(root, p->seal_member) != NULL)
     {
         return xr_seal_refuse(ctx);
     }
@@ -435,6 +448,14 @@ xr_seal_open(xr_ctx_t *ctx, const xr_profile_t *p,
     }
 
     /* decrypt and read the member */
+
+    member = NULL;
+    member_text.data = NULL;
+    member_text.len = 0;
+
+    if (enc == NULL) {
+        goto verify;
+    }
 
     xr_buf_init(&bin, ctx->pool, 0);
     xr_buf_init(&text, ctx->pool, 0);
@@ -462,14 +483,18 @@ xr_seal_open(xr_ctx_t *ctx, const xr_profile_t *p,
     member_text.data = canon.data;
     member_text.len = canon.len;
 
+verify:
+
     /* check the signature over what was decrypted */
 
     if (xr_seal_params(ctx, p, root, member_text, params, &n) != XR_OK) {
         return xr_seal_refuse(ctx);
     }
 
-    params[n].key = p->seal_member;
-    params[n++].value = member_text;
+    if (member) {
+        params[n].key = p->seal_member;
+        params[n++].value = member_text;
+    }
 
     xr_buf_init(&str, ctx->pool, 0);
     xr_buf_init(&sig, ctx->pool, 0);
@@ -509,7 +534,9 @@ xr_seal_open(xr_ctx_t *ctx, const xr_profile_t *p,
         }
     }
 
-    if (xr_object_add(ctx, plain, p->seal_member, member) != XR_OK) {
+    if (member && xr_object_add(ctx, plain, p->seal_member, member)
+                  != XR_OK)
+    {
         return XR_ERROR;
     }
 

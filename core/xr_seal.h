@@ -13,6 +13,9 @@
  *     signData  Base64 of the raw r || s SM3withSM2 signature
  *     signType  "SM2"
  *
+ * A message without the member (a refusal, say) has no encData and is
+ * signed all the same; a member in clear is refused on opening.
+ *
  * signData signs the spec's string (xr_nhsa_sign_string()): every
  * top-level parameter but signData, encData and extra, sorted by key,
  * "k=v" joined by "&", with the member in clear as its canonical text,

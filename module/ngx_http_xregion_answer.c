@@ -278,14 +278,35 @@ static ngx_int_t
 ngx_http_xregion_send(ngx_http_request_t *r, ngx_uint_t status,
     xr_str_t type, const char *data, size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    u_char                  *sealed;
+    ngx_int_t                rc;
+    ngx_buf_t               *b;
+    ngx_chain_t              out;
+    ngx_http_xregion_ctx_t  *ctx;
 
     if (r->header_sent) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "xregion: answer after the header was sent");
         return NGX_ERROR;
+    }
+
+    /* a sealed caller gets every answer sealed, refusals included */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
+
+    if (ctx && ctx->caller && ctx->caller->seal.len) {
+        sealed = (u_char *) data;
+
+        if (ngx_http_xregion_seal(r, ctx, ctx->caller, 0, &sealed, &len)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "xregion: the answer to %V could not be sealed: "
+                          "%s", &ctx->caller_name, ctx->xr.errstr);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        data = (const char *) sealed;
     }
 
     ngx_http_xregion_sign_answer(r, status, data, len);

@@ -253,6 +253,15 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         return rc;
     }
 
+    /* a sealed caller's envelope: opened (signature, SM4) before anything */
+
+    if (ctx->caller->seal.len
+        && ngx_http_xregion_seal(r, ctx, ctx->caller, 1, &data, &len)
+           != NGX_OK)
+    {
+        return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
+    }
+
     /* decode with the caller's profile */
 
     xr_msg_init(&ctx->req, XR_DIR_REQUEST);
@@ -386,6 +395,20 @@ ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
         || ctx->out.failed)
     {
         return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
+    }
+
+    if (ctx->dest->seal.len) {
+        u_char  *sealed = (u_char *) ctx->out.data;
+        size_t   slen = ctx->out.len;
+
+        if (ngx_http_xregion_seal(r, ctx, ctx->dest, 0, &sealed, &slen)
+            != NGX_OK)
+        {
+            return ngx_http_xregion_answer_error(r, ctx, XR_E_NONE, NULL);
+        }
+
+        ctx->out.data = (char *) sealed;
+        ctx->out.len = slen;
     }
 
     ct = xr_profile_content_type(&ctx->xr, ctx->dest);
@@ -886,6 +909,20 @@ ngx_http_xregion_read_answer(ngx_http_request_t *r,
 
     xr_ctx_clear(&ctx->xr);
     ctx->xr.max_body = ngx_max(ctx->sr_body.len, 1);
+
+    if (ctx->dest->seal.len
+        && ngx_http_xregion_seal(r, ctx, ctx->dest, 1, &ctx->sr_body.data,
+                                 &ctx->sr_body.len)
+           != NGX_OK)
+    {
+        ngx_http_xregion_detail(r, ctx, "%s: %s",
+                                xr_error_info(ctx->xr.err)->name,
+                                ctx->xr.errstr);
+
+        return ngx_http_xregion_fail(r, ctx, 1, XR_E_UPSTREAM_BAD_ANSWER,
+                   "the sealed answer of %V does not open",
+                   &ctx->dest_name);
+    }
 
     if (xr_decode(&ctx->xr, ctx->dest, XR_DIR_RESPONSE, ctx->req.txn,
                   (const char *) ctx->sr_body.data, ctx->sr_body.len, ans)

@@ -196,6 +196,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, sign_answers),
       NULL },
 
+    { ngx_string("xregion_seal"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_xregion_seal_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_upstream_sign"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_xregion_upstream_sign_directive,
@@ -501,6 +508,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_sign_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_seal_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

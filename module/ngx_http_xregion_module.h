@@ -16,6 +16,7 @@
  *   ngx_http_xregion_signature.c  xregion_verify: signed requests
  *   ngx_http_xregion_sign.c       what the gateway signs: requests to
  *                                 destinations, answers to callers
+ *   ngx_http_xregion_seal.c       sealed profiles (SM4 + SM2 envelope)
  *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
  *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
  *
@@ -190,6 +191,7 @@ typedef struct {
     struct xr_key_s            *sign_key;       /* xregion_sign_key */
     ngx_str_t                   sign_id;        /* empty: the default ID */
     ngx_array_t                *upstream_sign;  /* xregion_upstream_sign */
+    ngx_array_t                *seals;          /* xregion_seal */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -371,6 +373,16 @@ ngx_int_t ngx_http_xregion_sign_upstream(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 void ngx_http_xregion_sign_answer(ngx_http_request_t *r, ngx_uint_t status,
     const char *data, size_t len);
+
+
+/* ngx_http_xregion_seal.c */
+char *ngx_http_xregion_seal_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_seal_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_seal(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, const xr_profile_t *p, ngx_uint_t open,
+    u_char **data, size_t *len);
 
 
 /* ngx_http_xregion_redis.c */

@@ -282,20 +282,38 @@ test_tampered_envelopes(void **state)
 }
 
 
-/* Sealing needs the member as an object. */
+/*
+ * A refusal has no member: signed, no encData, and it opens; a member
+ * that is not an object is not sealed.
+ */
 static void
-test_close_without_member(void **state)
+test_without_member(void **state)
 {
-    static const char  doc[] = "{\"appId\":\"X\",\"method\":\"settle\"}";
+    static const char  doc[] = "{\"appId\":\"X\",\"returnCode\":\"FAIL\"}";
+    static const char  bad[] = "{\"appId\":\"X\",\"data\":\"text\"}";
 
     seal_fixture_t  *f = *state;
-    xr_buf_t         out;
+    xr_buf_t         out, opened;
+
+    seal(f, doc, sizeof(doc) - 1, &out);
+    assert_null(strstr(out.data, "encData"));
+    assert_non_null(strstr(out.data, "\"signData\":\""));
+
+    xr_buf_init(&opened, f->env.pool, 0);
+    assert_int_equal(xr_seal_open(&f->env.ctx, &f->sealed, &f->keys,
+                                  out.data, out.len, &opened), XR_OK);
+    assert_non_null(strstr(opened.data, "\"returnCode\":\"FAIL\""));
+
+    /* the same answer with its signature over another secret: refused */
+    f->keys.app_secret = xr_str_from("another-secret");
+    refused(f, out.data, out.len);
+    f->keys.app_secret = xr_str_from("tianjin-app-secret-0001");
 
     xr_ctx_clear(&f->env.ctx);
     xr_buf_init(&out, f->env.pool, 0);
-    assert_int_equal(xr_seal_close(&f->env.ctx, &f->sealed, &f->keys, doc,
-                                   sizeof(doc) - 1, &out), XR_ERROR);
-    assert_int_equal(f->env.ctx.err, XR_E_FIELD_MISSING);
+    assert_int_equal(xr_seal_close(&f->env.ctx, &f->sealed, &f->keys, bad,
+                                   sizeof(bad) - 1, &out), XR_ERROR);
+    assert_int_equal(f->env.ctx.err, XR_E_FIELD_TYPE);
 }
 
 
@@ -307,7 +325,7 @@ main(void)
         cmocka_unit_test(test_canonical_text),
         cmocka_unit_test(test_wrong_key_and_secret),
         cmocka_unit_test(test_tampered_envelopes),
-        cmocka_unit_test(test_close_without_member),
+        cmocka_unit_test(test_without_member),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
