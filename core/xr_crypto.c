@@ -1041,7 +1041,7 @@ xr_sm4_crypt(xr_ctx_t *ctx, int encrypt, xr_sm4_mode_e mode,
         ERR_clear_error();
 
         /* no plaintext from a message that failed its check */
-        if (!out->failed) {
+        if (!out->failed && out->len > start) {
             OPENSSL_cleanse(out->data + start, out->len - start);
             out->len = start;
         }
