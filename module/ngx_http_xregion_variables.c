@@ -42,6 +42,7 @@ static ngx_http_variable_t  ngx_http_xregion_vars[] = {
     ngx_http_xregion_var("xregion_dest_content_type", dest_content_type),
     ngx_http_xregion_var("xregion_cache", cache),
     ngx_http_xregion_var("xregion_idempotency", idempotency),
+    ngx_http_xregion_var("xregion_limit", limit),
 
     { ngx_string("xregion_upstream_time"), NULL,
       ngx_http_xregion_upstream_time_variable, 0,
