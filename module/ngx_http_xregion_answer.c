@@ -29,7 +29,8 @@ static ngx_int_t ngx_http_xregion_send(ngx_http_request_t *r,
 static void ngx_http_xregion_log(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, ngx_uint_t level, ngx_str_t *message);
 static ngx_uint_t ngx_http_xregion_log_level(xr_err_e err);
-static void ngx_http_xregion_retry_after(ngx_http_request_t *r);
+static void ngx_http_xregion_retry_after(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
 static size_t ngx_http_xregion_clean(u_char *dst, const u_char *src,
     size_t len, ngx_uint_t log);
 
@@ -182,12 +183,20 @@ ngx_http_xregion_answer_error(ngx_http_request_t *r,
         return ngx_http_xregion_answer_plain(r, ctx, err, "%V", &msg);
     }
 
-    if (status < NGX_HTTP_OK || status > 599) {
+    /*
+     * A rate limit speaks to the caller's HTTP client, whatever the
+     * profile's error_status: 429 and Retry-After are what clients and
+     * proxies back off on (Retry-After means nothing with a 200).
+     */
+
+    if (status < NGX_HTTP_OK || status > 599 || err == XR_E_RATE_LIMITED) {
         status = info->http_status;
     }
 
-    if (err == XR_E_BUSY_RETRY || err == XR_E_UNAVAILABLE) {
-        ngx_http_xregion_retry_after(r);
+    if (err == XR_E_BUSY_RETRY || err == XR_E_UNAVAILABLE
+        || err == XR_E_RATE_LIMITED)
+    {
+        ngx_http_xregion_retry_after(r, ctx);
     }
 
     return ngx_http_xregion_send(r, status,
@@ -463,11 +472,16 @@ ngx_http_xregion_clean(u_char *dst, const u_char *src, size_t len,
 }
 
 
-/* A retryable refusal says when to come back. */
+/*
+ * A retryable refusal says when to come back: ctx->retry_after seconds (a
+ * rate limit's), else 1.
+ */
 
 static void
-ngx_http_xregion_retry_after(ngx_http_request_t *r)
+ngx_http_xregion_retry_after(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx)
 {
+    u_char           *p;
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -477,5 +491,18 @@ ngx_http_xregion_retry_after(ngx_http_request_t *r)
 
     h->hash = 1;
     ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, "1");
+
+    if (ctx->retry_after <= 1) {
+        ngx_str_set(&h->value, "1");
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        ngx_str_set(&h->value, "1");
+        return;
+    }
+
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%ui", ctx->retry_after) - p;
 }

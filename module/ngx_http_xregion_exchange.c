@@ -4,7 +4,8 @@
  *
  *   content handler   caller profile, Content-Length against
  *                     xregion_max_body, read the body
- *   body handler      decode (caller profile), [nonce check], route,
+ *   body handler      [signature], decode (caller profile), access
+ *                     rules, [rate limits], [nonce check], route,
  *                     destination profile, encode (destination profile),
  *                     [cache lookup or idempotency claim in Redis],
  *                     subrequest to <xregion_pass><path> carrying the
@@ -31,7 +32,8 @@
  * The Redis steps (ngx_http_xregion_store.c) run between the translation
  * and the subrequest: they call back into ngx_http_xregion_forward() or
  * answer the caller themselves, from Redis's event handler, and end with
- * ngx_http_xregion_continue().
+ * ngx_http_xregion_continue().  The rate limits (ngx_http_xregion_limit.c)
+ * go the same way, before the replay guard: ngx_http_xregion_admit().
  */
 
 
@@ -309,6 +311,31 @@ ngx_http_xregion_exchange(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     ctx->deadline.log = r->connection->log;
 
     ngx_add_timer(&ctx->deadline, xlcf->timeout);
+
+    /* a caller refused above took nothing from its rate limit */
+
+    rc = ngx_http_xregion_limit(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return ngx_http_xregion_admit(r, ctx);
+}
+
+
+/*
+ * Within its rate limits: the replay guard, then the translation.
+ * NGX_DONE: something is under way that will answer.
+ */
+
+ngx_int_t
+ngx_http_xregion_admit(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
+{
+    ngx_int_t                     rc;
+    ngx_http_xregion_loc_conf_t  *xlcf;
+
+    xlcf = ngx_http_get_module_loc_conf(r, ngx_http_xregion_module);
 
     if (xlcf->replay_window) {
         rc = ngx_http_xregion_store_nonce(r, ctx);

@@ -210,6 +210,20 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xregion_limit_caller"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_xregion_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, limit_callers),
+      NULL },
+
+    { ngx_string("xregion_limit_dest"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_xregion_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_xregion_loc_conf_t, limit_dests),
+      NULL },
+
     { ngx_string("xregion_replay_guard"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_replay_guard_directive,
@@ -341,6 +355,10 @@ ngx_http_xregion_create_loc_conf(ngx_conf_t *cf)
      *     xlcf->replay_nonce = NULL;
      *     xlcf->replay_timestamp = NULL;
      *     xlcf->replay_unavailable = NGX_HTTP_XREGION_REFUSE;
+     *     xlcf->limit_callers = NULL;
+     *     xlcf->limit_dests = NULL;
+     *     xlcf->limit_by_caller = NULL;
+     *     xlcf->limit_by_dest = NULL;
      */
 
     xlcf->domain = NGX_CONF_UNSET_UINT;
@@ -406,6 +424,16 @@ ngx_http_xregion_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->replay_window == NGX_CONF_UNSET_MSEC) {
         conf->replay_window = 0;
+    }
+
+    /* a level's limits replace the parent's, caller and destination apart */
+
+    if (conf->limit_callers == NULL) {
+        conf->limit_callers = prev->limit_callers;
+    }
+
+    if (conf->limit_dests == NULL) {
+        conf->limit_dests = prev->limit_dests;
     }
 
     if (conf->idempotency_ttl == 0) {
@@ -474,6 +502,13 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
+        if (xmcf->limit_sets) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"xregion_limit_caller\" and \"xregion_limit_dest\" "
+                          "need \"xregion_config\" in the http block");
+            return NGX_ERROR;
+        }
+
         if (xmcf->dests.nelts) {
             dest = xmcf->dests.elts;
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -512,6 +547,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_seal_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_limit_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -19,6 +19,9 @@
  *   ngx_http_xregion_seal.c       sealed profiles (SM4 + SM2 envelope)
  *   ngx_http_xregion_redis.c      hiredis on nginx's event loop, per worker
  *   ngx_http_xregion_store.c      cache, idempotency and nonces in Redis
+ *   ngx_http_xregion_limit.c      xregion_limit_*: rate limits per caller
+ *                                 and per destination (Redis, else shared
+ *                                 memory)
  *
  * Configuration data (xr_config_t, route tables) is built at configuration
  * time and read-only afterwards.  Everything a request needs lives in its
@@ -160,6 +163,25 @@ typedef struct {
 } ngx_http_xregion_cache_ttl_t;
 
 
+/* ngx_http_xregion_limit_t.kind */
+#define NGX_HTTP_XREGION_LIMIT_CALLER  0
+#define NGX_HTTP_XREGION_LIMIT_DEST    1
+
+
+/* One xregion_limit_caller or xregion_limit_dest directive. */
+typedef struct {
+    ngx_uint_t                  kind;
+    ngx_str_t                   name;       /* caller or region; empty: the
+                                               default of this level */
+    uint64_t                    interval;   /* us between requests at the
+                                               rate */
+    uint64_t                    tolerance;  /* burst * interval */
+    ngx_str_t                   text;       /* "5r/s burst=10", for logs */
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+} ngx_http_xregion_limit_t;
+
+
 /* One xregion_dest_profile directive. */
 typedef struct {
     ngx_str_t                   region;
@@ -192,6 +214,11 @@ typedef struct {
     ngx_str_t                   sign_id;        /* empty: the default ID */
     ngx_array_t                *upstream_sign;  /* xregion_upstream_sign */
     ngx_array_t                *seals;          /* xregion_seal */
+    ngx_array_t                *limit_sets;     /* ngx_array_t * of
+                                                   ngx_http_xregion_limit_t,
+                                                   one per level */
+    void                       *limit_zone;     /* ngx_http_xregion_limit.c's
+                                                 */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -225,6 +252,11 @@ typedef struct {
     ngx_uint_t                  replay_unavailable;
 
     ngx_flag_t                  sign_answers;
+    ngx_array_t                *limit_callers;  /* ngx_http_xregion_limit_t;
+                                                   NULL: the parent's */
+    ngx_array_t                *limit_dests;
+    ngx_http_xregion_limit_t  **limit_by_caller;    /* [profile index] */
+    ngx_http_xregion_limit_t  **limit_by_dest;      /* [region index] */
 } ngx_http_xregion_loc_conf_t;
 
 
@@ -268,6 +300,14 @@ typedef struct {
     unsigned                    cache_store:1;
     unsigned                    nonce_checked:1;
 
+    /* rate limits: [0] the caller's, [1] the destination's */
+    ngx_http_xregion_limit_t   *limit_rule[2];  /* NULL: none applies */
+    ngx_uint_t                  limit_slot[2];
+    ngx_uint_t                  limit_script;   /* sent as EVAL, not EVALSHA
+                                                 */
+    ngx_uint_t                  retry_after;    /* s, for Retry-After; 0: 1
+                                                 */
+
     ngx_http_request_t         *sr;
     ngx_int_t                   sr_rc;
     ngx_uint_t                  sr_status;
@@ -301,6 +341,8 @@ typedef struct {
     ngx_str_t                   up_timestamp;
     ngx_str_t                   up_nonce;
     ngx_str_t                   up_access_key;
+    ngx_str_t                   limit;          /* PASSED REJECTED LOCAL
+                                                   LOCAL_REJECTED */
 } ngx_http_xregion_ctx_t;
 
 
@@ -332,6 +374,8 @@ ngx_int_t ngx_http_xregion_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_xregion_prepare(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 ngx_int_t ngx_http_xregion_forward(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+ngx_int_t ngx_http_xregion_admit(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 void ngx_http_xregion_adopt(ngx_http_xregion_ctx_t *ctx, xr_msg_t *ans);
 void ngx_http_xregion_continue(ngx_http_request_t *r, ngx_int_t rc);
@@ -413,6 +457,15 @@ void ngx_http_xregion_store_after(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, const xr_msg_t *ans);
 void ngx_http_xregion_store_failed(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, ngx_uint_t delivered);
+
+
+/* ngx_http_xregion_limit.c */
+char *ngx_http_xregion_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_limit_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_limit(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
 
 
 /* ngx_http_xregion_filter.c */

@@ -50,7 +50,7 @@
 #define NGX_HTTP_XREGION_REDIS_BACKOFF_MIN  100     /* ms */
 #define NGX_HTTP_XREGION_REDIS_BACKOFF_MAX  2000    /* ms */
 
-#define NGX_HTTP_XREGION_REDIS_MAXARGS      8
+#define NGX_HTTP_XREGION_REDIS_MAXARGS      12
 
 
 typedef struct {

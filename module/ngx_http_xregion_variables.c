@@ -46,6 +46,7 @@ static ngx_http_variable_t  ngx_http_xregion_vars[] = {
     ngx_http_xregion_var("xregion_upstream_timestamp", up_timestamp),
     ngx_http_xregion_var("xregion_upstream_nonce", up_nonce),
     ngx_http_xregion_var("xregion_upstream_access_key", up_access_key),
+    ngx_http_xregion_var("xregion_limit", limit),
 
     { ngx_string("xregion_upstream_time"), NULL,
       ngx_http_xregion_upstream_time_variable, 0,
