@@ -14,8 +14,8 @@
  *          issuer) and the last 4 around "********"; 8 to 15 keep the
  *          last 4 after "****"; shorter: "****".
  *   name   person names: the first character, then one '*' for each
- *          other character, at most 10: "张*", "欧阳**" is "欧**";
- *          a name of one character is "*".
+ *          other character, at most 10: "张三" is "张*", "欧阳娜娜"
+ *          "欧***"; a name of one character is "*".
  *   phone  11 or more keep the first 3 and the last 4 around "****":
  *          "130****0000"; shorter: "****".
  *   birth  dates of birth: each digit becomes '*', other printable ASCII
