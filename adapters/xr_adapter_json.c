@@ -35,6 +35,7 @@
 
 #include "xr_adapter.h"
 #include "../core/xr_charset.h"
+#include "../core/xr_mask.h"
 
 
 #define XR_JSON_NUM_OK      0
@@ -1693,6 +1694,26 @@ xr_json_put_string(xr_json_out_t *w, xr_str_t s, xr_str_t key)
 }
 
 
+/*
+ * A value to be written as a number that is not one.  The value is quoted
+ * masked when the field is personal (xr_mask.h).
+ */
+static int
+xr_json_not_number(xr_json_out_t *w, xr_str_t key, xr_str_t text,
+    unsigned pii)
+{
+    char      field[XR_FIELD_LEN], mbuf[XR_MASK_LEN];
+    xr_str_t  q;
+
+    q = xr_mask_quote(pii, text, mbuf, sizeof(mbuf));
+
+    return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
+                   xr_json_field(field, sizeof(field), key),
+                   "\"%.*s\" is not a JSON number", (int) q.len,
+                   q.data ? q.data : "");
+}
+
+
 /* A node and what is under it; `key` is the member or array it sits in. */
 static int
 xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
@@ -1711,10 +1732,7 @@ xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
 
     case XR_NODE_NUMBER:
         if (xr_json_number_check(n->u.s.data, n->u.s.len) != XR_JSON_NUM_OK) {
-            return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
-                           xr_json_field(field, sizeof(field), key),
-                           "\"%.*s\" is not a JSON number",
-                           (int) n->u.s.len, n->u.s.data ? n->u.s.data : "");
+            return xr_json_not_number(w, key, n->u.s, n->pii);
         }
         return xr_json_put_raw(w, n->u.s.data, n->u.s.len);
 
@@ -1839,7 +1857,6 @@ xr_json_put(xr_json_out_t *w, const xr_node_t *n, xr_str_t key,
 static int
 xr_json_put_plan(xr_json_out_t *w, const xr_wvals_t *d, const xr_wnode_t *obj)
 {
-    char               field[XR_FIELD_LEN];
     const xr_wnode_t  *c;
     const xr_wval_t   *v;
     size_t             i;
@@ -1918,11 +1935,7 @@ xr_json_put_plan(xr_json_out_t *w, const xr_wvals_t *d, const xr_wnode_t *obj)
                 && xr_json_number_check(v->text.data, v->text.len)
                    != XR_JSON_NUM_OK)
             {
-                return xr_fail(w->ctx, XR_E_FIELD_FORMAT,
-                               xr_json_field(field, sizeof(field), c->key),
-                               "\"%.*s\" is not a JSON number",
-                               (int) v->text.len,
-                               v->text.data ? v->text.data : "");
+                return xr_json_not_number(w, c->key, v->text, c->pii);
             }
             /* fall through */
 

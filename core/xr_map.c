@@ -9,6 +9,7 @@
 
 #include "xr_amount.h"
 #include "xr_charset.h"
+#include "xr_mask.h"
 #include "xr_profile.h"
 #include "xr_time.h"
 #include "xr_translate.h"
@@ -21,6 +22,9 @@
  * needed on the way: this runs for every field of every message.
  */
 #define XR_FNAME(m)  ((m)->canon.data ? (m)->canon.data : "?")
+
+/* The kind of personal value a map carries (envelope fields: none). */
+#define XR_PII(m)    ((m)->sf ? (m)->sf->pii : XR_PII_NONE)
 
 
 /*
@@ -110,6 +114,27 @@ xr_cached_set(xr_ctx_t *ctx, xr_node_t *root, const xr_map_t *m,
 }
 
 
+/*
+ * What an error text may quote of m's value: the value, or its mask
+ * (xr_mask_quote()) in the pool when the field is personal.  Error paths
+ * only, and out of line: the mask's buffer stays off the frames that
+ * every field goes through.
+ */
+static __attribute__((noinline)) xr_str_t
+xr_map_quote(xr_ctx_t *ctx, const xr_map_t *m, xr_str_t value)
+{
+    char      buf[XR_MASK_LEN];
+    xr_str_t  q;
+
+    q = xr_mask_quote(XR_PII(m), value, buf, sizeof(buf));
+    if (q.data != buf) {
+        return q;
+    }
+    q.data = xr_pstrndup(ctx->pool, buf, q.len);
+    return q.data ? q : xr_str_from("****");
+}
+
+
 /* ---- decoding --------------------------------------------------------- */
 
 /*
@@ -174,7 +199,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     xr_ftype_e ft, const xr_node_t *w, xr_node_t **out)
 {
     const xr_sfield_t  *sf = m->sf;
-    xr_str_t            text, canon;
+    xr_str_t            text, canon, q;
     xr_node_t          *n;
     size_t              start, len, chars, max;
     int64_t             v;
@@ -248,9 +273,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         /* a table on a string field translates a code system (citycode) */
         canon = text;
         if (m->table && xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+            q = xr_map_quote(ctx, m, text);
             return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                            "value \"%.*s\" of field %s has no mapping in "
-                           "table %.*s of %.*s", (int) text.len, text.data,
+                           "table %.*s of %.*s", (int) q.len, q.data,
                            XR_FNAME(m), (int) m->table->name.len,
                            m->table->name.data, (int) p->name.len,
                            p->name.data);
@@ -271,10 +297,11 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         canon = text;
         if (m->table) {
             if (xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+                q = xr_map_quote(ctx, m, text);
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s has no mapping in "
-                               "table %.*s of %.*s", (int) text.len,
-                               text.data, XR_FNAME(m),
+                               "table %.*s of %.*s", (int) q.len,
+                               q.data, XR_FNAME(m),
                                (int) m->table->name.len, m->table->name.data,
                                (int) p->name.len, p->name.data);
             }
@@ -292,10 +319,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
                 }
             }
             if (i == sf->nvalues) {
+                q = xr_map_quote(ctx, m, canon);
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s is not a known "
-                               "value", (int) canon.len, canon.data,
-                               XR_FNAME(m));
+                               "value", (int) q.len, q.data, XR_FNAME(m));
             }
         }
         n = xr_node_new_member(ctx, XR_NODE_STRING);
@@ -308,12 +335,12 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
 
     case XR_FT_INT:
         if (xr_parse_int(text, &v) != XR_OK) {
+            q = xr_map_quote(ctx, m, text);
             return xr_fail(ctx, XR_E_FIELD_TYPE, XR_FNAME(m),
                            "field %s (wire %.*s) is not an integer: "
                            "\"%.*s\"", XR_FNAME(m), (int) m->wire.len,
-                           m->wire.data, (int) (text.len > 40 ? 40
-                                                               : text.len),
-                           text.data);
+                           m->wire.data, (int) (q.len > 40 ? 40 : q.len),
+                           q.data);
         }
         n = xr_node_new_member(ctx, XR_NODE_INT);
         if (n) {
@@ -342,9 +369,10 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     case XR_FT_BOOL:
         canon = text;
         if (m->table && xr_table_to_canon(m->table, text, &canon) != XR_OK) {
+            q = xr_map_quote(ctx, m, text);
             return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                            "value \"%.*s\" of field %s has no mapping in "
-                           "table %.*s", (int) text.len, text.data,
+                           "table %.*s", (int) q.len, q.data,
                            XR_FNAME(m), (int) m->table->name.len,
                            m->table->name.data);
         }
@@ -369,7 +397,7 @@ xr_decode_value(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     case XR_FT_DATE:
     case XR_FT_DATETIME:
         if (xr_time_parse_checked(ctx, m->time->pattern, text, XR_FNAME(m),
-                                  &t)
+                                  XR_PII(m), &t)
             != XR_OK)
         {
             return XR_ERROR;
@@ -792,7 +820,7 @@ static int
 xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
     xr_ftype_e ft, const xr_node_t *v, xr_wval_t *out)
 {
-    xr_str_t            text, wire;
+    xr_str_t            text, wire, q;
     xr_amount_unit_e    unit;
     size_t              chars;
     int                 numeric = 0;
@@ -812,10 +840,11 @@ xr_encode_text(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *m,
         if (m->table) {
             plain = m->table->wire_plain;
             if (xr_table_to_wire(m->table, text, &wire) != XR_OK) {
+                q = xr_map_quote(ctx, m, text);
                 return xr_fail(ctx, XR_E_CODE_UNMAPPED, XR_FNAME(m),
                                "code \"%.*s\" of field %s has no mapping in "
-                               "table %.*s of %.*s", (int) text.len,
-                               text.data, XR_FNAME(m),
+                               "table %.*s of %.*s", (int) q.len,
+                               q.data, XR_FNAME(m),
                                (int) m->table->name.len, m->table->name.data,
                                (int) p->name.len, p->name.data);
             }
@@ -1034,6 +1063,8 @@ xr_encode_maps(xr_ctx_t *ctx, const xr_profile_t *p, const xr_map_t *maps,
             }
         } else if (xr_encode_value(ctx, p, m, m->sf->type, v, &n) != XR_OK) {
             return XR_ERROR;
+        } else if (m->sf->pii) {
+            n->pii = m->sf->pii;    /* a writer's error masks the value */
         }
 
         if (xr_cached_set(ctx, wire, m, n, &pc) != XR_OK) {

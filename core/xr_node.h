@@ -60,6 +60,11 @@ struct xr_node_s {
      * which know; 0 says nothing.
      */
     unsigned        plain:1;
+    /*
+     * STRING, NUMBER written by encoding: the xr_pii_e of the field it
+     * holds (xr_mask.h), so that a writer's error masks it; 0 otherwise.
+     */
+    unsigned        pii:3;
     union {
         int             b;
         xr_str_t        s;          /* STRING, NUMBER */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "xr_conf.h"
+#include "xr_mask.h"
 #include "xr_profile.h"
 #include "xr_time.h"
 #include "xr_adapter.h"
@@ -389,8 +390,9 @@ xr_parse_fields(xr_loader_t *ld, const xr_cdir_t *block, size_t nblock,
     xr_sfield_t **out, size_t *nout)
 {
     static const char *const  known[] = {
-        "max", "required", "negative", "values", NULL
+        "max", "required", "negative", "values", "pii", NULL
     };
+    xr_pii_e          pii;
     xr_sfield_t      *fields, *f;
     const xr_cdir_t  *d;
     size_t            i, j;
@@ -464,6 +466,25 @@ xr_parse_fields(xr_loader_t *ld, const xr_cdir_t *block, size_t nblock,
         } else if (f->type == XR_FT_CODE) {
             return xr_lerr(ld, d->line, "code field \"%.*s\" needs values=",
                            XR_ARG(d, 1));
+        }
+
+        if (xr_conf_opt(d, 3, "pii", &v)) {
+            if (xr_pii_by_name(v, &pii) != XR_OK) {
+                return xr_lerr(ld, d->line, "unknown pii=\"%.*s\": the kinds "
+                               "are id, card, name, phone and birth",
+                               (int) v.len, v.data);
+            }
+            /*
+             * codes come from a closed list, amounts and booleans identify
+             * nobody: what a mask hides is in the other types
+             */
+            if (f->type != XR_FT_STRING && f->type != XR_FT_INT
+                && f->type != XR_FT_DATE && f->type != XR_FT_DATETIME)
+            {
+                return xr_lerr(ld, d->line, "pii= applies to string, int, "
+                               "date and datetime fields");
+            }
+            f->pii = pii;
         }
 
         if (f->type == XR_FT_LIST) {
@@ -1755,10 +1776,14 @@ xr_wplan_maps(xr_pool_t *pool, xr_wplan_t *plan, size_t *slot,
             m->plan = items;
         }
 
-        rc = xr_wplan_add(pool, plan, m->wire, (*slot)++, items);
+        rc = xr_wplan_add(pool, plan, m->wire, *slot, items);
         if (rc != XR_OK) {
             return rc;
         }
+        if (m->sf) {
+            plan->leaves[*slot]->pii = m->sf->pii;
+        }
+        (*slot)++;
     }
     return XR_OK;
 }

@@ -44,6 +44,8 @@ struct xr_sfield_s {
     size_t          max;            /* strings, codes; 0 = no limit */
     unsigned        required:1;
     unsigned        negative:1;     /* amounts: may be below zero */
+    unsigned        pii:3;          /* xr_pii_e (xr_mask.h): the kind of
+                                       personal value; 0: not personal */
     xr_str_t       *values;         /* XR_FT_CODE */
     size_t          nvalues;
     xr_sfield_t    *children;       /* XR_FT_LIST */
@@ -172,6 +174,9 @@ typedef struct {
 struct xr_wnode_s {
     xr_str_t            key;
     unsigned            plain:1;    /* key needs no escaping in JSON */
+    unsigned            pii:3;      /* leaf: its field's xr_pii_e
+                                       (xr_mask.h), for a writer's error
+                                       that quotes the value */
     int                 slot;       /* leaf: its slot; objects: -1 */
     size_t              first;      /* the first slot under it */
     size_t              index;      /* in the plan, for presence flags */

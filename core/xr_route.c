@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "xr_mask.h"
 #include "xr_route.h"
 
 
@@ -24,6 +25,28 @@ xr_region_code_valid(xr_str_t code)
 }
 
 
+/* The kind of personal value of the request field s routes by. */
+static unsigned
+xr_route_pii(const xr_schema_t *s, const xr_msg_t *msg)
+{
+    const xr_stxn_t  *t;
+    size_t            i;
+
+    t = xr_schema_txn(s, msg->txn);
+    if (t == NULL) {
+        return XR_PII_NONE;
+    }
+    for (i = 0; i < t->nfields[XR_DIR_REQUEST]; i++) {
+        if (xr_str_cmp(t->fields[XR_DIR_REQUEST][i].name, s->route_field)
+            == 0)
+        {
+            return t->fields[XR_DIR_REQUEST][i].pii;
+        }
+    }
+    return XR_PII_NONE;
+}
+
+
 int
 xr_route_region(xr_ctx_t *ctx, const xr_config_t *cfg, const xr_msg_t *msg,
     xr_str_t *region)
@@ -31,8 +54,10 @@ xr_route_region(xr_ctx_t *ctx, const xr_config_t *cfg, const xr_msg_t *msg,
     const xr_schema_t  *s;
     const xr_table_t   *t;
     const xr_node_t    *n;
-    xr_str_t            key, mapped;
+    xr_str_t            key, mapped, q;
     xr_env_e            env;
+    unsigned            pii = XR_PII_NONE;
+    char                mbuf[XR_MASK_LEN];
 
     s = xr_config_schema(cfg, msg->domain);
     if (s == NULL) {
@@ -56,6 +81,7 @@ xr_route_region(xr_ctx_t *ctx, const xr_config_t *cfg, const xr_msg_t *msg,
         if (n && n->type == XR_NODE_STRING) {
             key = n->u.s;
         }
+        pii = xr_route_pii(s, msg);
     }
 
     if (key.len == 0) {
@@ -67,19 +93,22 @@ xr_route_region(xr_ctx_t *ctx, const xr_config_t *cfg, const xr_msg_t *msg,
     if (s->route_table.len) {
         t = xr_config_table(cfg, s->route_table);
         if (t == NULL || xr_table_to_wire(t, key, &mapped) != XR_OK) {
+            q = xr_mask_quote(pii, key, mbuf, sizeof(mbuf));
             return xr_fail(ctx, XR_E_REGION_UNKNOWN, "@dest",
                            "no region for %.*s \"%.*s\" in table %.*s",
                            (int) s->route_field.len, s->route_field.data,
-                           (int) (key.len > 20 ? 20 : key.len), key.data,
+                           (int) (q.len > 20 && !pii ? 20 : q.len), q.data,
                            (int) s->route_table.len, s->route_table.data);
         }
         key = mapped;
+        pii = XR_PII_NONE;      /* a region code now */
     }
 
     if (!xr_region_code_valid(key)) {
+        q = xr_mask_quote(pii, key, mbuf, sizeof(mbuf));
         return xr_fail(ctx, XR_E_REGION_UNKNOWN, "@dest",
                        "destination \"%.*s\" is not a 6-digit region code",
-                       (int) (key.len > 20 ? 20 : key.len), key.data);
+                       (int) (q.len > 20 && !pii ? 20 : q.len), q.data);
     }
 
     *region = key;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "xr_mask.h"
 #include "xr_time.h"
 
 
@@ -55,11 +56,12 @@ static int64_t xr_time_days_from_civil(int y, int m, int d);
 static void xr_time_civil_from_days(int64_t z, int *y, int *m, int *d);
 static int xr_time_valid(const xr_time_t *t);
 static int xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text,
-    const char *field, int ms, xr_time_t *out);
+    const char *field, unsigned pii, int ms, xr_time_t *out);
 static int xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern,
-    xr_str_t text, const char *field, xr_time_t *out);
+    xr_str_t text, const char *field, unsigned pii, xr_time_t *out);
 static int xr_time_fail(xr_ctx_t *ctx, xr_str_t text, const char *field,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+    unsigned pii, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 
 int
@@ -69,10 +71,10 @@ xr_time_parse(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
     switch (xr_time_kind(pattern)) {
 
     case XR_TIME_EPOCH:
-        return xr_time_parse_epoch(ctx, text, field, 0, out);
+        return xr_time_parse_epoch(ctx, text, field, XR_PII_NONE, 0, out);
 
     case XR_TIME_EPOCH_MS:
-        return xr_time_parse_epoch(ctx, text, field, 1, out);
+        return xr_time_parse_epoch(ctx, text, field, XR_PII_NONE, 1, out);
 
     default:
         if (xr_time_pattern_check(pattern, NULL) != XR_OK) {
@@ -80,25 +82,26 @@ xr_time_parse(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
                            "bad time pattern \"%.*s\"",
                            (int) pattern.len, pattern.data);
         }
-        return xr_time_parse_pattern(ctx, pattern, text, field, out);
+        return xr_time_parse_pattern(ctx, pattern, text, field,
+                                     XR_PII_NONE, out);
     }
 }
 
 
 int
 xr_time_parse_checked(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
-    const char *field, xr_time_t *out)
+    const char *field, unsigned pii, xr_time_t *out)
 {
     switch (xr_time_kind(pattern)) {
 
     case XR_TIME_EPOCH:
-        return xr_time_parse_epoch(ctx, text, field, 0, out);
+        return xr_time_parse_epoch(ctx, text, field, pii, 0, out);
 
     case XR_TIME_EPOCH_MS:
-        return xr_time_parse_epoch(ctx, text, field, 1, out);
+        return xr_time_parse_epoch(ctx, text, field, pii, 1, out);
 
     default:
-        return xr_time_parse_pattern(ctx, pattern, text, field, out);
+        return xr_time_parse_pattern(ctx, pattern, text, field, pii, out);
     }
 }
 
@@ -441,7 +444,7 @@ xr_time_valid(const xr_time_t *t)
 
 static int
 xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text, const char *field,
-    int ms, xr_time_t *out)
+    unsigned pii, int ms, xr_time_t *out)
 {
     size_t   i;
     int64_t  v, s, days, sod, msec;
@@ -456,7 +459,7 @@ xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text, const char *field,
     }
 
     if (i == text.len) {
-        return xr_time_fail(ctx, text, field, "is not Unix time");
+        return xr_time_fail(ctx, text, field, pii, "is not Unix time");
     }
 
     /* 15 digits of milliseconds reach past year 9999 without overflow */
@@ -465,10 +468,10 @@ xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text, const char *field,
 
     for ( /* void */ ; i < text.len; i++) {
         if (text.data[i] < '0' || text.data[i] > '9') {
-            return xr_time_fail(ctx, text, field, "is not Unix time");
+            return xr_time_fail(ctx, text, field, pii, "is not Unix time");
         }
         if (v > INT64_C(999999999999999)) {
-            return xr_time_fail(ctx, text, field, "is out of range");
+            return xr_time_fail(ctx, text, field, pii, "is out of range");
         }
         v = v * 10 + (text.data[i] - '0');
     }
@@ -501,7 +504,7 @@ xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text, const char *field,
     }
 
     if (days < XR_TIME_MIN_DAYS || days > XR_TIME_MAX_DAYS) {
-        return xr_time_fail(ctx, text, field, "is out of range");
+        return xr_time_fail(ctx, text, field, pii, "is out of range");
     }
 
     memset(out, 0, sizeof(xr_time_t));
@@ -520,7 +523,7 @@ xr_time_parse_epoch(xr_ctx_t *ctx, xr_str_t text, const char *field,
 
 static int
 xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
-    const char *field, xr_time_t *out)
+    const char *field, unsigned pii, xr_time_t *out)
 {
     char       quoted[XR_QUOTE_MAX + 4];
     size_t     pi, ti, k, digits;
@@ -612,29 +615,39 @@ xr_time_parse_pattern(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
         goto mismatch;
     }
 
+    /* which part is out of range would tell that part of a personal date */
+    if (pii != XR_PII_NONE
+        && (t.year < 1 || t.month < 1 || t.month > 12 || t.day < 1
+            || t.day > xr_time_mdays(t.year, t.month) || t.hour > 23
+            || t.min > 59 || t.sec > 59))
+    {
+        return xr_time_fail(ctx, text, field, pii, "is not a real date or "
+                            "time");
+    }
+
     if (t.year < 1) {
-        return xr_time_fail(ctx, text, field, "has year 0000");
+        return xr_time_fail(ctx, text, field, pii, "has year 0000");
     }
 
     if (t.month < 1 || t.month > 12) {
-        return xr_time_fail(ctx, text, field, "has month %02d", t.month);
+        return xr_time_fail(ctx, text, field, pii, "has month %02d", t.month);
     }
 
     if (t.day < 1 || t.day > xr_time_mdays(t.year, t.month)) {
-        return xr_time_fail(ctx, text, field, "has day %02d, not in "
+        return xr_time_fail(ctx, text, field, pii, "has day %02d, not in "
                             "%04d-%02d", t.day, t.year, t.month);
     }
 
     if (t.hour > 23) {
-        return xr_time_fail(ctx, text, field, "has hour %02d", t.hour);
+        return xr_time_fail(ctx, text, field, pii, "has hour %02d", t.hour);
     }
 
     if (t.min > 59) {
-        return xr_time_fail(ctx, text, field, "has minute %02d", t.min);
+        return xr_time_fail(ctx, text, field, pii, "has minute %02d", t.min);
     }
 
     if (t.sec > 59) {
-        return xr_time_fail(ctx, text, field, "has second %02d", t.sec);
+        return xr_time_fail(ctx, text, field, pii, "has second %02d", t.sec);
     }
 
     /* three digits cannot exceed 999 */
@@ -658,7 +671,8 @@ mismatch:
 
     xr_quote(pattern, quoted, sizeof(quoted));
 
-    return xr_time_fail(ctx, text, field, "does not match \"%s\"", quoted);
+    return xr_time_fail(ctx, text, field, pii, "does not match \"%s\"",
+                        quoted);
 }
 
 
@@ -666,12 +680,13 @@ mismatch:
 
 static int
 xr_time_fail(xr_ctx_t *ctx, xr_str_t text, const char *field,
-    const char *fmt, ...)
+    unsigned pii, const char *fmt, ...)
 {
-    char     quoted[XR_QUOTE_MAX + 4], what[128];
+    char     quoted[XR_QUOTE_MAX + 4], what[128], mbuf[XR_MASK_LEN];
     va_list  ap;
 
-    xr_quote(text, quoted, sizeof(quoted));
+    xr_quote(xr_mask_quote(pii, text, mbuf, sizeof(mbuf)), quoted,
+             sizeof(quoted));
 
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);

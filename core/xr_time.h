@@ -20,10 +20,12 @@ int xr_time_format(xr_ctx_t *ctx, xr_str_t pattern, const xr_time_t *t,
     xr_str_t *out);
 /*
  * The same for a pattern xr_time_pattern_check() has passed (a profile's,
- * checked at load): no check on every call.
+ * checked at load): no check on every call.  pii is the field's xr_pii_e
+ * (xr_mask.h): an error quotes a personal value masked, and does not say
+ * which part of it is out of range.
  */
 int xr_time_parse_checked(xr_ctx_t *ctx, xr_str_t pattern, xr_str_t text,
-    const char *field, xr_time_t *out);
+    const char *field, unsigned pii, xr_time_t *out);
 int xr_time_format_checked(xr_ctx_t *ctx, xr_str_t pattern,
     const xr_time_t *t, xr_str_t *out);
 /* XR_OK when the pattern uses only the supported conversions. */

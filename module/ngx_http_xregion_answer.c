@@ -10,7 +10,8 @@
  *
  * Every failure logs one line at the error's level (docs/errors.md: error,
  * warn or info) naming the message id, the caller profile, the destination
- * and the error:
+ * and the error.  The core masks the personal values its error texts quote;
+ * a destination's own refusal text and code are masked here (xr_mask.h):
  *
  *   xregion XR-UPSTREAM-TIMEOUT: jiangsu.medical did not answer in time,
  *   msg_id: "H31010100001202503140001", caller: shanghai.medical,
@@ -19,6 +20,7 @@
 
 
 #include "ngx_http_xregion_module.h"
+#include "xr_mask.h"
 
 
 #define NGX_HTTP_XREGION_MSG_LEN  (XR_ERRSTR_LEN + XR_FIELD_LEN + 16)
@@ -33,6 +35,8 @@ static void ngx_http_xregion_retry_after(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 static size_t ngx_http_xregion_clean(u_char *dst, const u_char *src,
     size_t len, ngx_uint_t log);
+static xr_str_t ngx_http_xregion_masked(ngx_http_xregion_ctx_t *ctx,
+    xr_str_t text);
 
 
 ngx_int_t
@@ -43,6 +47,7 @@ ngx_http_xregion_answer(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
     u_char     text[NGX_HTTP_XREGION_MSG_LEN];
     xr_ctx_t   ectx;
     xr_buf_t   out;
+    xr_str_t   said;
     ngx_str_t  msg;
 
     xr_ctx_clear(&ctx->xr);
@@ -78,26 +83,30 @@ ngx_http_xregion_answer(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
         ngx_str_set(&ctx->outcome, "ok");
 
     } else {
-        /* the destination's code: only what is safe in a log or a header */
-        ctx->outcome.data = ngx_pnalloc(r->pool, ans->err_code.len + 4);
+        /*
+         * the destination's code: only what is safe in a log or a header,
+         * and its text: the caller hears them as they are, the log masked
+         */
+        said = ngx_http_xregion_masked(ctx, ans->err_code);
+
+        ctx->outcome.data = ngx_pnalloc(r->pool, said.len + 4);
         if (ctx->outcome.data == NULL) {
             return NGX_ERROR;
         }
 
         ctx->outcome.len = ngx_http_xregion_clean(ctx->outcome.data,
-                                                  (const u_char *)
-                                                  ans->err_code.data,
-                                                  ans->err_code.len, 1);
+                                                  (const u_char *) said.data,
+                                                  said.len, 1);
 
         if (ctx->outcome.len == 0) {
             ngx_str_set(&ctx->outcome, "BIZ-");
         }
 
+        said = ngx_http_xregion_masked(ctx, ans->err_msg);
+
         msg.data = text;
-        msg.len = ngx_http_xregion_clean(text,
-                                         (const u_char *) ans->err_msg.data,
-                                         ngx_min(ans->err_msg.len,
-                                                 sizeof(text)), 1);
+        msg.len = ngx_http_xregion_clean(text, (const u_char *) said.data,
+                                         ngx_min(said.len, sizeof(text)), 1);
 
         ngx_http_xregion_log(r, ctx, NGX_LOG_INFO, &msg);
     }
@@ -469,6 +478,46 @@ ngx_http_xregion_clean(u_char *dst, const u_char *src, size_t len,
     }
 
     return d - dst;
+}
+
+
+/*
+ * A destination's free text with the personal values of the request, and
+ * any number that looks like an ID or a card, masked: what of it may be
+ * logged.  Only the start of a long text is looked at: the log line
+ * keeps less, and whatever a cut at that point leaves is past what it
+ * keeps.
+ */
+
+static xr_str_t
+ngx_http_xregion_masked(ngx_http_xregion_ctx_t *ctx, xr_str_t text)
+{
+    xr_ctx_t          mctx;
+    xr_str_t          out;
+    const xr_msg_t   *req;
+    const xr_stxn_t  *stxn;
+
+    static xr_str_t  none = xr_string("(not shown: out of memory)");
+
+    req = NULL;
+    stxn = NULL;
+
+    if (ctx->decoded && ctx->caller) {
+        req = &ctx->req;
+        stxn = xr_schema_txn(ctx->caller->schema, ctx->req.txn);
+    }
+
+    if (text.len > 4 * NGX_HTTP_XREGION_MSG_LEN) {
+        text.len = 4 * NGX_HTTP_XREGION_MSG_LEN;
+    }
+
+    xr_ctx_init(&mctx, ctx->pool);
+
+    if (xr_mask_text(&mctx, stxn, req, text, &out) != XR_OK) {
+        return none;
+    }
+
+    return out;
 }
 
 

@@ -15,7 +15,10 @@ directory:
   Nginx       one nginx instance: start, reload, stop, post(), its error log
 
 After every test the error logs of the running instances are read: an
-[alert], [emerg] or sanitizer line fails the test.  Every wait is bounded.
+[alert], [emerg] or sanitizer line fails the test, and so does any of the
+personal identifiers of the fixture messages (ID, card and phone numbers,
+names: the fields marked pii= in config/schema) in an error or access log.
+Every wait is bounded.
 XREGION_E2E_VALGRIND=1 runs nginx under valgrind, whose reports count as
 such lines; XREGION_E2E_KEEP=1 keeps the nginx directories.
 """
@@ -323,6 +326,28 @@ class Nginx:
         text = self.log() if text is None else text
         return [ln for ln in text.splitlines() if BAD_LOG.search(ln)]
 
+    @property
+    def access_log(self):
+        return os.path.join(self.prefix, 'access.log')
+
+    def new_access_log(self):
+        """What the access log got since the last call."""
+        try:
+            with open(self.access_log, 'rb') as f:
+                f.seek(self.log_offsets.get(self.access_log, 0))
+                data = f.read()
+        except FileNotFoundError:
+            return ''
+        self.log_offsets[self.access_log] = \
+            self.log_offsets.get(self.access_log, 0) + len(data)
+        return data.decode('utf-8', 'replace')
+
+    @staticmethod
+    def personal_lines(text):
+        """Lines of text that hold a fixture's personal identifier."""
+        pat = fixture_identifiers()
+        return [ln for ln in text.splitlines() if pat.search(ln)]
+
     def post(self, path, body, caller=None, headers=None, timeout=20,
              method='POST', port=None):
         h = {'Content-Type': 'application/octet-stream'}
@@ -610,14 +635,73 @@ def gateway(module_so, sim, redis):
     assert not bad, 'nginx error log:\n' + '\n'.join(bad)
 
 
+# ---- personal identifiers never logged -------------------------------------
+
+# the kinds looked for: dates of birth are too common a text to be told
+# from a date in a log line
+PII_SCANNED = ('id', 'card', 'name', 'phone')
+
+_IDENTIFIERS = None
+
+
+def _personal_values(fields, canon, out):
+    for name, f in fields.items():
+        v = canon.get(name)
+        if v is None:
+            continue
+        if f.type == 'list':
+            for item in v if isinstance(v, list) else [v]:
+                if isinstance(item, dict):
+                    _personal_values(f.children, item, out)
+        elif f.pii in PII_SCANNED and isinstance(v, str) \
+                and len(v) >= (2 if f.pii == 'name' else 6):
+            out.add(v)
+
+
+def fixture_identifiers():
+    """A pattern of the personal values of every fixture message under
+    tests/fixtures/messages (read with the simulator's codec), with the
+    transit card numbers also under every issuer city code, as the tests
+    retarget them."""
+    global _IDENTIFIERS
+    if _IDENTIFIERS is None:
+        config = xrsim.Config(CONFIG_DIR)
+        values = set()
+        for path in glob.glob(os.path.join(ROOT, 'tests', 'fixtures',
+                                           'messages', '*', '*', '*.*.*')):
+            profile = os.path.basename(os.path.dirname(path))
+            txn, kind = os.path.basename(path).split('.')[:2]
+            if profile not in config.profiles \
+                    or kind not in ('request', 'response'):
+                continue
+            with open(path, 'rb') as f:
+                data = f.read()
+            canon = xrsim.Codec(config.profiles[profile]).decode(kind, data,
+                                                                 txn=txn)
+            schema = config.schemas[profile.split('.')[1]]
+            _personal_values(getattr(schema.txns[txn], kind), canon, values)
+        cities = [c for c, _ in config.tables['citycode'].entries]
+        for v in list(values):
+            if v[:4] in cities and v.isdigit():
+                values.update(c + v[4:] for c in cities)
+        assert len(values) > 10, values
+        _IDENTIFIERS = re.compile('|'.join(
+            re.escape(v) for v in sorted(values, key=len, reverse=True)))
+    return _IDENTIFIERS
+
+
 @pytest.fixture(autouse=True)
 def _error_log_guard():
     for g in RUNNING:
         g.new_log()
+        g.new_access_log()
     yield
     bad = []
     for g in list(RUNNING):
-        bad += g.bad_lines(g.new_log())
+        text = g.new_log()
+        bad += g.bad_lines(text)
+        bad += ['personal identifier logged: ' + ln
+                for ln in g.personal_lines(text + g.new_access_log())]
     assert not bad, 'nginx error log:\n' + '\n'.join(bad)
 
 

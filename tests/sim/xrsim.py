@@ -256,13 +256,19 @@ ENVELOPE = ('@domain', '@txn', '@msg_id', '@origin', '@dest', '@time',
             '@ref_msg_id')
 
 
+# kinds of personal values (pii=, core/xr_mask.h) and the types they go on
+PII_KINDS = ('id', 'card', 'name', 'phone', 'birth')
+PII_TYPES = ('string', 'int', 'date', 'datetime')
+
+
 class Field:
     def __init__(self, name, ftype, max_=None, required=False, negative=False,
-                 values=None, children=None):
+                 values=None, children=None, pii=None):
         self.name, self.type, self.max = name, ftype, max_
         self.required, self.negative = required, negative
         self.values = values
         self.children = children or {}   # list: name -> Field (ordered)
+        self.pii = pii                   # a PII_KINDS word, or None
 
     def __repr__(self):
         return 'Field(%s %s)' % (self.name, self.type)
@@ -286,11 +292,19 @@ def parse_fields(block):
         for fl in flags:
             if fl not in ('required', 'negative'):
                 d.fail('unknown field option "%s"' % fl)
+        pii = d.opts.get('pii')
+        if pii is not None:
+            if pii not in PII_KINDS:
+                d.fail('unknown pii="%s"' % pii)
+            if ftype not in PII_TYPES:
+                d.fail('pii= applies to string, int, date and datetime '
+                       'fields')
         f = Field(name, ftype,
                   max_=int(d.opts['max']) if 'max' in d.opts else None,
                   required='required' in flags,
                   negative='negative' in flags,
-                  values=d.opts['values'].split(',') if 'values' in d.opts else None)
+                  values=d.opts['values'].split(',') if 'values' in d.opts else None,
+                  pii=pii)
         if ftype == 'list':
             if d.block is None:
                 d.fail('list field "%s" needs a block' % name)

@@ -1,7 +1,9 @@
 /*
  * The loader: the real configuration loads; every bad profile under
  * tests/fixtures/bad-profiles/<case>/ fails with the file:line and the text
- * its first line ("# expect: LINE: TEXT") announces.
+ * its first line ("# expect: LINE: TEXT") announces.  A case is a profile
+ * (alpha.demo.conf, over the mini schema) or a schema (demo.conf, in place
+ * of the mini one, under the mini profile).
  */
 
 #include <dirent.h>
@@ -140,14 +142,33 @@ test_bad_profiles(void **state)
     assert_non_null(d);
 
     while ((e = readdir(d)) != NULL) {
+        const char  *bad, *dest;
+
         if (e->d_name[0] == '.') {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s/alpha.demo.conf", base,
-                 e->d_name);
+
+        /* the mini files, then the case's bad one over its namesake */
+        snprintf(path, sizeof(path), "%s/schema/demo.conf", tmp);
+        xr_copy_file(XR_SOURCE_DIR "/tests/fixtures/mini/schema/demo.conf",
+                     path);
+        snprintf(path, sizeof(path), "%s/profiles/alpha.demo.conf", tmp);
+        xr_copy_file(XR_SOURCE_DIR
+                     "/tests/fixtures/mini/profiles/alpha.demo.conf", path);
+
+        bad = "alpha.demo.conf";
+        dest = "profiles/alpha.demo.conf";
+        snprintf(path, sizeof(path), "%s/%s/demo.conf", base, e->d_name);
+        if (access(path, R_OK) == 0) {
+            bad = "demo.conf";
+            dest = "schema/demo.conf";
+        }
+
+        snprintf(path, sizeof(path), "%s/%s/%s", base, e->d_name, bad);
         data = xr_test_read(path, &len);
         if (data == NULL) {
-            fail_msg("case %s has no alpha.demo.conf", e->d_name);
+            fail_msg("case %s has no alpha.demo.conf or demo.conf",
+                     e->d_name);
         }
         if (strncmp(data, "# expect: ", 10) != 0) {
             fail_msg("case %s has no '# expect:' line", e->d_name);
@@ -157,12 +178,11 @@ test_bad_profiles(void **state)
         snprintf(want, sizeof(want), "%s", data + 10);
         free(data);
 
-        snprintf(path, sizeof(path), "%s/profiles/alpha.demo.conf", tmp);
+        snprintf(path, sizeof(path), "%s/%s", tmp, dest);
         {
             char  src[1024];
 
-            snprintf(src, sizeof(src), "%s/%s/alpha.demo.conf", base,
-                     e->d_name);
+            snprintf(src, sizeof(src), "%s/%s/%s", base, e->d_name, bad);
             xr_copy_file(src, path);
         }
 
@@ -173,10 +193,10 @@ test_bad_profiles(void **state)
         }
         assert_int_equal(ctx.err, XR_E_CONFIG);
 
-        /* "LINE: TEXT" must appear as "alpha.demo.conf:LINE: ...TEXT" */
+        /* "LINE: TEXT" must appear as "<dest>:LINE: ...TEXT" */
         snprintf(line_no, sizeof(line_no), "%.*s",
                  (int) (strchr(want, ':') - want), want);
-        snprintf(path, sizeof(path), "alpha.demo.conf:%s: ", line_no);
+        snprintf(path, sizeof(path), "%s:%s: ", dest, line_no);
         if (strstr(ctx.errstr, path) == NULL
             || strstr(ctx.errstr, strchr(want, ':') + 2) == NULL)
         {
