@@ -1208,6 +1208,10 @@ def test_password_db_prefix(module_so, sim, stack, where):
         return r.cli('-a', 's3cret', '--no-auth-warning', '-n', db,
                      '--scan').split()
     got = keys(3)
+    # the example's rate limit counts (gw7:l:...) live a few ms at its rates
+    assert all(k.startswith('gw7:l:') for k in got
+               if not k.startswith('gw7:i:')), got
+    got = [k for k in got if not k.startswith('gw7:l:')]
     assert len(got) == 1 and got[0].startswith('gw7:i:medical:settle:'), got
     assert keys(0) == []
 
