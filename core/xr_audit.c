@@ -1208,7 +1208,8 @@ xr_au_hash_alg(xr_au_rd_t *r, xr_digest_e *alg)
 static int
 xr_au_same_str(xr_str_t a, xr_str_t b)
 {
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+    return a.len == b.len
+           && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
 
@@ -2276,7 +2277,8 @@ static int
 xr_au_prefix(xr_str_t s, xr_str_t prefix)
 {
     return s.len >= prefix.len
-           && (prefix.len == 0 || memcmp(s.data, prefix.data, prefix.len) == 0);
+           && (prefix.len == 0
+               || memcmp(s.data, prefix.data, prefix.len) == 0);
 }
 
 

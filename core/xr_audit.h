@@ -98,7 +98,7 @@
 #define XR_AUDIT_LINE_MAX    65536
 /* what a restart reads from the end of the last file */
 #define XR_AUDIT_TAIL_READ   (2 * XR_AUDIT_LINE_MAX)
-/* the longest string value as written between its quotes, escapes included */
+/* the longest string value as written between its quotes, escapes in */
 #define XR_AUDIT_VALUE_MAX   256
 /* amounts and identifiers per record */
 #define XR_AUDIT_PAIRS_MAX   32
