@@ -2048,9 +2048,17 @@ xr_audit_verifier_line(xr_audit_verifier_t *v, const char *line, size_t len,
     }
 
     if (v->scanning) {
-        /* only the first missing seq tells reordered from deleted */
+        /*
+         * Only the first missing seq tells reordered from deleted, and
+         * only a line that is what it says it is: a made-up line with
+         * that seq is no reason to call the deletion a move.
+         */
+        alg = v->alg;
         if (xr_audit_line_seq(line, len, &seq) == XR_OK
-            && seq == v->miss_from)
+            && seq == v->miss_from
+            && xr_audit_parse(v->ctx, line, len, v->scratch, &v->e) == XR_OK
+            && xr_audit_entry_check(&v->e, v->e.type == XR_AUDIT_REC, &alg)
+               == XR_OK)
         {
             return xr_au_fault(v, XR_AUDIT_REORDERED, v->gap_file,
                                v->gap_line, v->gap_seq,
@@ -2060,6 +2068,7 @@ xr_audit_verifier_line(xr_audit_verifier_t *v, const char *line, size_t len,
                                (unsigned long long) seq,
                                xr_au_where(v, file, lineno, w, sizeof(w)));
         }
+        xr_ctx_clear(v->ctx);
         return XR_OK;
     }
 

@@ -1171,6 +1171,14 @@ test_tamper_delete_insert(void **state)
     expect_fault(env, &t.vk, &t.lg, NULL, XR_AUDIT_DELETED, 9, 9);
     tamper_teardown(&t);
 
+    /* deleted, and a made-up line with its seq put at the end: still
+       deleted, not moved */
+    tamper_setup(env, &t);
+    log_delete(&t.lg, 8);
+    log_insert(&t.lg, t.lg.count, "{\"seq\":9,\"prev\":\"00\"}", 21);
+    expect_fault(env, &t.vk, &t.lg, NULL, XR_AUDIT_DELETED, 9, 9);
+    tamper_teardown(&t);
+
     /* delete three: seq 3..5 */
     tamper_setup(env, &t);
     log_delete(&t.lg, 2);
