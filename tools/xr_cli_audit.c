@@ -481,6 +481,13 @@ xr_ca_load_key(xr_cli_t *cli, const char *path, xr_key_t **key)
     xr_str_t  pem;
 
     if (xr_cli_read(cli, path, XR_CA_KEY_MAX, &pem) != XR_OK) {
+        if (cli->ctx.err == XR_E_BODY_EMPTY
+            || cli->ctx.err == XR_E_BODY_TOO_LARGE)
+        {
+            xr_ctx_clear(&cli->ctx);
+            return xr_fail(&cli->ctx, XR_E_CONFIG, NULL,
+                           "%s: empty, or larger than a PEM key", path);
+        }
         return XR_ERROR;
     }
 

@@ -411,6 +411,8 @@ def test_verify_usage_and_io(log, tmp_path):
     assert_usage(verify(log, pub=tmp_path / "none"), "XR-IO")
     (tmp_path / "bad.pem").write_text("not a key")
     assert_usage(verify(log, pub=tmp_path / "bad.pem"), "XR-CONFIG")
+    (tmp_path / "empty.pem").write_text("")
+    assert_usage(verify(log, pub=tmp_path / "empty.pem"), "XR-CONFIG")
     (tmp_path / "empty").write_bytes(b"")
     assert_usage(verify(tmp_path / "empty"), "XR-BODY-EMPTY")
     for sub in ("verify", "export", "append", "key"):
