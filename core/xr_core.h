@@ -159,6 +159,7 @@ typedef enum {
     XR_E_BUSY_RETRY,        /* duplicate in flight, state store down */
     XR_E_CONFLICT,          /* same business key, different body */
     XR_E_UNAVAILABLE,       /* destination circuit open, maintenance */
+    XR_E_AUDIT_INVALID,     /* an audit log that does not verify */
     XR_E_LAST
 } xr_err_e;
 

@@ -1,6 +1,6 @@
 /*
- * Digests, HMAC, SM2 and SM4 through OpenSSL 3's EVP interface and the
- * default provider; Base64, hex and the strings to sign by hand.
+ * Digests, HMAC, SM2, ECDSA and SM4 through OpenSSL 3's EVP interface
+ * and the default provider; Base64, hex and the strings to sign by hand.
  */
 
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "xr_crypto.h"
 
@@ -964,6 +965,186 @@ xr_sm2_sig_to_der(xr_ctx_t *ctx, const void *raw, size_t len, xr_buf_t *out)
     }
 
     if (xr_buf_add(out, der, n) != XR_OK) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    return XR_OK;
+}
+
+
+/* ECDSA P-256 with SHA-256 */
+
+static int
+xr_ecdsa_check_key(xr_ctx_t *ctx, const xr_key_t *key, int sign)
+{
+    if (key == NULL || key->pkey == NULL || key->sm2) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL, "EC P-256 key expected");
+    }
+    if (sign && !key->private) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL,
+                       "ECDSA signing needs a private key");
+    }
+    return XR_OK;
+}
+
+
+int
+xr_ecdsa_sign(xr_ctx_t *ctx, const xr_key_t *key, const void *data,
+    size_t len, xr_buf_t *sig_der)
+{
+    int             rc;
+    size_t          n;
+    EVP_MD_CTX     *mctx;
+    const EVP_MD   *sha256;
+    unsigned char   sig[XR_ECDSA_MAX_DER_LEN + 8];
+
+    if (xr_ecdsa_check_key(ctx, key, 1) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    sha256 = xr_md(XR_DIGEST_SHA256);
+    if (sha256 == NULL) {
+        return xr_fail(ctx, XR_E_INTERNAL, NULL, "SHA-256 is not available");
+    }
+
+    mctx = EVP_MD_CTX_new();
+    if (mctx == NULL) {
+        return xr_crypto_fail(ctx, XR_E_NOMEM, "ECDSA context");
+    }
+
+    if (data == NULL) {
+        data = "";
+        len = 0;
+    }
+
+    n = sizeof(sig);
+    rc = EVP_DigestSignInit(mctx, NULL, sha256, NULL, key->pkey) == 1
+         && EVP_DigestSign(mctx, sig, &n, data, len) == 1;
+
+    EVP_MD_CTX_free(mctx);
+
+    if (!rc || n > XR_ECDSA_MAX_DER_LEN) {
+        return xr_crypto_fail(ctx, XR_E_INTERNAL, "ECDSA signing");
+    }
+
+    if (xr_buf_add(sig_der, sig, n) != XR_OK) {
+        return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
+    }
+    return XR_OK;
+}
+
+
+int
+xr_ecdsa_verify(xr_ctx_t *ctx, const xr_key_t *key, const void *data,
+    size_t len, const void *sig, size_t siglen)
+{
+    int            rc;
+    ECDSA_SIG     *es;
+    EVP_MD_CTX    *mctx;
+    const EVP_MD  *sha256;
+
+    if (xr_ecdsa_check_key(ctx, key, 0) != XR_OK) {
+        return XR_ERROR;
+    }
+
+    /* the same strict DER as SM2's: one signature, one accepted text */
+    es = xr_sm2_der_parse(sig, siglen);
+    if (es == NULL) {
+        return xr_fail(ctx, XR_E_BAD_SIGNATURE, NULL,
+                       "ECDSA signature of %zu bytes is not DER", siglen);
+    }
+    ECDSA_SIG_free(es);
+
+    sha256 = xr_md(XR_DIGEST_SHA256);
+    if (sha256 == NULL) {
+        return xr_fail(ctx, XR_E_INTERNAL, NULL, "SHA-256 is not available");
+    }
+
+    mctx = EVP_MD_CTX_new();
+    if (mctx == NULL) {
+        return xr_crypto_fail(ctx, XR_E_NOMEM, "ECDSA context");
+    }
+
+    if (data == NULL) {
+        data = "";
+        len = 0;
+    }
+
+    rc = EVP_DigestVerifyInit(mctx, NULL, sha256, NULL, key->pkey);
+    if (rc == 1) {
+        rc = EVP_DigestVerify(mctx, sig, siglen, data, len);
+    } else {
+        rc = -1;
+    }
+
+    EVP_MD_CTX_free(mctx);
+
+    if (rc == 1) {
+        return XR_OK;
+    }
+    if (rc == 0) {
+        ERR_clear_error();
+        return XR_DECLINED;
+    }
+    return xr_crypto_fail(ctx, XR_E_INTERNAL, "ECDSA verification");
+}
+
+
+/* Public halves */
+
+int
+xr_key_id(xr_ctx_t *ctx, const xr_key_t *key, unsigned char id[32])
+{
+    int             n;
+    unsigned char  *der;
+
+    if (key == NULL || key->pkey == NULL) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL, "no key");
+    }
+
+    der = NULL;
+    n = i2d_PUBKEY(key->pkey, &der);
+    if (n <= 0) {
+        return xr_crypto_fail(ctx, XR_E_INTERNAL, "public key encoding");
+    }
+
+    n = xr_sha256(der, (size_t) n, id);
+    OPENSSL_free(der);
+
+    if (n != XR_OK) {
+        return xr_fail(ctx, XR_E_INTERNAL, NULL, "SHA-256 failed");
+    }
+    return XR_OK;
+}
+
+
+int
+xr_key_public_pem(xr_ctx_t *ctx, const xr_key_t *key, xr_buf_t *out)
+{
+    BIO    *bio;
+    long    n;
+    char   *p;
+
+    if (key == NULL || key->pkey == NULL) {
+        return xr_fail(ctx, XR_E_CONFIG, NULL, "no key");
+    }
+
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) {
+        return xr_crypto_fail(ctx, XR_E_NOMEM, "BIO_new");
+    }
+
+    if (PEM_write_bio_PUBKEY(bio, key->pkey) != 1) {
+        BIO_free(bio);
+        return xr_crypto_fail(ctx, XR_E_INTERNAL, "public key PEM");
+    }
+
+    n = BIO_get_mem_data(bio, &p);
+    if (n > 0) {
+        xr_buf_add(out, p, (size_t) n);
+    }
+    BIO_free(bio);
+
+    if (n <= 0 || out->failed) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
     return XR_OK;

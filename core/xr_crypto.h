@@ -1,9 +1,10 @@
 /*
  * Cryptographic primitives for the core: digests (SHA-256, SM3), HMAC,
- * SM2 signatures (SM3withSM2), SM4 encryption, Base64 and hex, and the
- * strings that the gateway's signature schemes sign.  This is the only core
- * file that includes OpenSSL, so that the rest of the core (and its tests)
- * need not know which library does the work.
+ * SM2 signatures (SM3withSM2), ECDSA P-256 with SHA-256, key ids, SM4
+ * encryption, Base64 and hex, and the strings that the gateway's
+ * signature schemes sign.  This is the only core file that includes
+ * OpenSSL, so that the rest of the core (and its tests) need not know
+ * which library does the work.
  *
  * Conventions:
  *  - Functions without a ctx allocate nothing, write into caller buffers
@@ -195,6 +196,47 @@ int xr_sm2_sig_to_raw(xr_ctx_t *ctx, const void *der, size_t len,
     xr_buf_t *out);
 int xr_sm2_sig_to_der(xr_ctx_t *ctx, const void *raw, size_t len,
     xr_buf_t *out);
+
+
+/* ECDSA on P-256 with SHA-256 (FIPS 186-4): the alternative to SM2 */
+
+#define XR_ECDSA_MAX_DER_LEN  72
+
+/*
+ * Signs len bytes at data with the private P-256 key and appends the DER
+ * signature (SEQUENCE { INTEGER r, INTEGER s }, at most 72 bytes, as
+ * `openssl dgst -sha256 -sign` writes) to sig_der.  XR_ERROR: not a P-256
+ * private key (XR_E_CONFIG), the library failed (XR_E_INTERNAL), sig_der
+ * failed (XR_E_NOMEM).
+ */
+int xr_ecdsa_sign(xr_ctx_t *ctx, const xr_key_t *key, const void *data,
+    size_t len, xr_buf_t *sig_der);
+
+/*
+ * Verifies a DER signature, strictly (the one encoding OpenSSL writes
+ * back), over data with the P-256 key (public or private).  XR_OK,
+ * XR_DECLINED (well-formed, does not verify), or XR_ERROR: not a P-256 key
+ * (XR_E_CONFIG), sig not strict DER (XR_E_BAD_SIGNATURE), the library
+ * failed (XR_E_INTERNAL).
+ */
+int xr_ecdsa_verify(xr_ctx_t *ctx, const xr_key_t *key, const void *data,
+    size_t len, const void *sig, size_t siglen);
+
+
+/* Public halves */
+
+#define XR_KEY_ID_LEN  XR_SHA256_LEN
+
+/*
+ * The key's id: SHA-256 of the DER SubjectPublicKeyInfo of its public
+ * half, so that the same id comes from the private and the public PEM and
+ * from `openssl pkey -pubout -outform DER | sha256sum`.
+ */
+int xr_key_id(xr_ctx_t *ctx, const xr_key_t *key,
+    unsigned char id[XR_KEY_ID_LEN]);
+
+/* Appends the public half as PEM ("PUBLIC KEY", SubjectPublicKeyInfo). */
+int xr_key_public_pem(xr_ctx_t *ctx, const xr_key_t *key, xr_buf_t *out);
 
 
 /* SM4 (GB/T 32907-2016), 128-bit key and block */

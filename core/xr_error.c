@@ -93,6 +93,8 @@ static const xr_error_info_t  xr_errors[XR_E_LAST] = {
                                   "message" },
     [XR_E_UNAVAILABLE] =        { "XR-UNAVAILABLE", 503, 1,
                                   "destination is unavailable" },
+    [XR_E_AUDIT_INVALID] =      { "XR-AUDIT-INVALID", 500, 0,
+                                  "audit log does not verify" },
 };
 
 

@@ -303,6 +303,77 @@ xr_time_iso(xr_ctx_t *ctx, const xr_time_t *t, xr_str_t *out)
 }
 
 
+
+#define XR_TIME_MAX_OFFSET  (18 * 60)
+
+
+int
+xr_time_from_unix_ms(int64_t ms, int offset_min, xr_time_t *out)
+{
+    int64_t  s, msec, days, sod;
+
+    if (offset_min < -XR_TIME_MAX_OFFSET || offset_min > XR_TIME_MAX_OFFSET
+        || ms < XR_TIME_MIN_DAYS * XR_TIME_DAY * 1000
+        || ms > (XR_TIME_MAX_DAYS + 1) * XR_TIME_DAY * 1000)
+    {
+        return XR_ERROR;
+    }
+
+    /* floor division: times before 1970 are negative */
+    s = ms / 1000;
+    msec = ms % 1000;
+    if (msec < 0) {
+        msec += 1000;
+        s--;
+    }
+    s += (int64_t) offset_min * 60;
+
+    days = s / XR_TIME_DAY;
+    sod = s % XR_TIME_DAY;
+    if (sod < 0) {
+        sod += XR_TIME_DAY;
+        days--;
+    }
+
+    if (days < XR_TIME_MIN_DAYS || days > XR_TIME_MAX_DAYS) {
+        return XR_ERROR;
+    }
+
+    memset(out, 0, sizeof(xr_time_t));
+
+    xr_time_civil_from_days(days, &out->year, &out->month, &out->day);
+    out->hour = (int) (sod / 3600);
+    out->min = (int) (sod / 60 % 60);
+    out->sec = (int) (sod % 60);
+    out->msec = (int) msec;
+    out->has_time = 1;
+    out->has_msec = 1;
+
+    return XR_OK;
+}
+
+
+int
+xr_time_to_unix_ms(const xr_time_t *t, int offset_min, int64_t *out)
+{
+    int64_t  s;
+
+    if (offset_min < -XR_TIME_MAX_OFFSET || offset_min > XR_TIME_MAX_OFFSET
+        || !xr_time_valid(t))
+    {
+        return XR_ERROR;
+    }
+
+    s = xr_time_days_from_civil(t->year, t->month, t->day) * XR_TIME_DAY;
+    if (t->has_time) {
+        s += t->hour * 3600 + t->min * 60 + t->sec;
+    }
+    s -= (int64_t) offset_min * 60;
+
+    *out = s * 1000 + (t->has_time && t->has_msec ? t->msec : 0);
+    return XR_OK;
+}
+
 int
 xr_time_now(xr_time_t *out)
 {

@@ -33,5 +33,13 @@ int xr_time_pattern_check(xr_str_t pattern, int *has_time);
 /* ISO 8601 without zone, "2024-12-29T14:17:40" (dumps, canonical JSON). */
 int xr_time_iso(xr_ctx_t *ctx, const xr_time_t *t, xr_str_t *out);
 int xr_time_now(xr_time_t *out);
+/*
+ * Unix milliseconds <-> civil time at a fixed offset in minutes east of
+ * UTC (480: China Standard Time), with milliseconds.  XR_ERROR when the
+ * time falls outside the years 0001-9999 or the offset outside +-18 h
+ * (xr_time_to_unix_ms() also when t is not a valid date and time).
+ */
+int xr_time_from_unix_ms(int64_t ms, int offset_min, xr_time_t *out);
+int xr_time_to_unix_ms(const xr_time_t *t, int offset_min, int64_t *out);
 
 #endif /* XR_TIME_H */

@@ -6,7 +6,10 @@
 #
 # Each fuzz_<name> keeps its corpus in fuzz-corpus/fuzz_<name>/, seeded (once
 # per file) from the fixtures of its codec under tests/fixtures: *.json for
-# fuzz_json, *.xml for fuzz_xml, *.bin for fuzz_fixed, *.<name> otherwise.
+# fuzz_json, *.xml for fuzz_xml, *.bin for fuzz_fixed, *.<name> otherwise
+# (*.conf for fuzz_conf, the logs *.audit of tests/fixtures/audit for
+# fuzz_audit).  Every tests/fuzz/fuzz_*.c is built and run: a new target
+# needs no listing here or in the Makefile.
 # Targets whose inputs no fixture holds (fuzz_record: binary records) write
 # their own seeds into XR_FUZZ_SEED_DIR, which is set to their corpus.
 # Every target runs; crashing inputs are written to BUILD_DIR/artifacts/ and

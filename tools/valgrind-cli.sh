@@ -111,5 +111,49 @@ for dir in tests/fixtures/messages/*/*/; do
     fi
 done
 
+# audit: a log written, continued after a torn line, rotated, verified and
+# exported; tampered logs and wrong keys refused (exit 1), bad use (exit 2)
+keys=tests/fixtures/keys
+mkdir "$tmp/audit"
+for i in 1 2 3 4 5; do
+    printf '{"time":"2024-12-29T14:00:0%s","caller":"shanghai.medical",'\
+'"domain":"medical","txn":"settle","msg_id":"M%s","origin":"310000",'\
+'"dest":"320100","outcome":"ok","latency_ms":%s,"upstream_ms":null,'\
+'"amounts":{"total":4586%s},"ids":{"psn_no":"3101**********123%s"}}\n' \
+        "$i" "$i" "$i" "$i" "$i"
+done > "$tmp/records.jsonl"
+expect 0 "$tmp/records.jsonl" audit append "$tmp/audit/a.log" \
+    --key "$keys/sm2-test-only-key.pem" --every 2
+printf '{"seq":99,"prev":"00' >> "$tmp/audit/a.log"
+expect 0 "$tmp/records.jsonl" audit append "$tmp/audit/a.log" \
+    --key "$keys/sm2-test-only-key.pem"
+expect 0 "$tmp/records.jsonl" audit append "$tmp/audit/b.log" \
+    --key "$keys/sm2-test-only-key.pem" --continue "$tmp/audit/a.log"
+expect 0 - audit verify "$tmp/audit" --pubkey "$keys/sm2-test-only-pub.pem"
+expect 0 - audit verify tests/fixtures/audit/p256-sha256.audit \
+    --pubkey "$keys/p256-test-only-pub.pem" \
+    --checkpoints tests/fixtures/audit/p256-sha256.audit
+expect 0 - audit export "$tmp/audit" --format csv --domain medical \
+    --from 2024-12-29T14:00:02 --scope 31,32
+expect 0 - audit export tests/fixtures/audit/sm2-sm3.audit --type all \
+    --from-seq 3 --limit 4
+expect 0 - audit key "$keys/p256-test-only-key.pem"
+expect 1 - audit verify "$tmp/audit" --pubkey "$keys/p256-test-only-pub.pem"
+sed '3s/"latency_ms":2/"latency_ms":3/' "$tmp/audit/a.log" > "$tmp/tampered"
+expect 1 - audit verify "$tmp/tampered" \
+    --pubkey "$keys/sm2-test-only-pub.pem"
+sed '4d' "$tmp/audit/a.log" > "$tmp/tampered"
+expect 1 - audit verify "$tmp/tampered" \
+    --pubkey "$keys/sm2-test-only-pub.pem"
+head -c 700 "$tmp/audit/a.log" > "$tmp/tampered"
+expect 1 - audit verify "$tmp/tampered" \
+    --pubkey "$keys/sm2-test-only-pub.pem"
+expect 1 - audit append "$tmp/records.jsonl" \
+    --key "$keys/sm2-test-only-key.pem"
+expect 2 - audit verify "$tmp/audit/a.log"
+expect 2 - audit export "$tmp/audit/a.log" --format xml
+expect 2 - audit export "$tmp/records.jsonl"
+expect 2 - audit frobnicate
+
 echo "valgrind-cli: $runs runs, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,12 +5,14 @@
  *   xregion check [DIR]
  *   xregion route --from P [FILE|-]
  *   xregion profiles
+ *   xregion audit verify|export|append|key ...    (xr_cli_audit.c)
  *
  * Output contract, relied on by scripts and tests/e2e/test_cli.py:
  *  - everything meant for stdout is collected in one buffer and written only
  *    when the command succeeded, so a failed run prints nothing on stdout;
  *  - a failure prints exactly one line on stderr,
- *    "xregion: <error name>: <message>", and exits with status 2;
+ *    "xregion: <error name>: <message>", and exits with status 2 (1 for an
+ *    audit log that does not verify);
  *  - translated bytes are written as they are (binary-safe: fixed-width
  *    records and GBK text pass through untouched).
  */
@@ -28,6 +30,7 @@
 #include "xr_route.h"
 #include "xr_charset.h"
 #include "xr_adapter.h"
+#include "xr_cli.h"
 
 
 #ifndef XR_DEFAULT_CONFIG_DIR
@@ -35,30 +38,10 @@
 #define XR_DEFAULT_CONFIG_DIR  "/etc/xregion"
 #endif
 
-#define XR_CLI_EXIT_OK     0
-#define XR_CLI_EXIT_FAIL   2
-
-/* xr_cli_parse() found --help */
-#define XR_CLI_HELP        -10
-
-#define XR_CLI_MAX_ARGS    8
-
-
-typedef struct {
-    xr_pool_t      *pool;
-    xr_ctx_t        ctx;
-    xr_config_t    *cfg;
-    xr_buf_t        out;            /* stdout, written on success only */
-    const char     *config_dir;     /* --config given before the command */
-} xr_cli_t;
-
-
-/* One option of a command; exactly one of value / flag is set. */
-typedef struct {
-    const char     *name;           /* "--from" */
-    const char    **value;          /* option with an argument */
-    int            *flag;           /* option without one */
-} xr_cli_opt_t;
+#define XR_CLI_EXIT_OK       0
+/* an audit log that does not verify: told apart from failing to check */
+#define XR_CLI_EXIT_INVALID  1
+#define XR_CLI_EXIT_FAIL     2
 
 
 typedef struct {
@@ -86,6 +69,7 @@ static const char  xr_cli_usage[] =
     "error\n"
     "  route       print the destination region of a request\n"
     "  profiles    list the profiles of the configuration\n"
+    "  audit       verify, export and append to audit logs\n"
     "\n"
     "options:\n"
     "  --config DIR   configuration directory (default: $XREGION_CONFIG,\n"
@@ -93,9 +77,9 @@ static const char  xr_cli_usage[] =
     "  --help         this text; `xregion <command> --help` for a command\n"
     "  --version      print the version\n"
     "\n"
-    "On failure nothing is written on stdout, one line\n"
-    "\"xregion: <error code>: <message>\" goes to stderr and the exit status\n"
-    "is 2.\n";
+    "On failure nothing is written on stdout (but see `xregion audit\n"
+    "export`), one line \"xregion: <error code>: <message>\" goes to stderr\n"
+    "and the exit status is 2, or 1 for an audit log that does not verify.\n";
 
 static const char  xr_cli_translate_usage[] =
     "usage: xregion translate --from PROFILE (--to PROFILE | --canonical)\n"
@@ -147,17 +131,12 @@ static const xr_cli_cmd_t  xr_cli_cmds[] = {
     { "check", xr_cli_check, xr_cli_check_usage },
     { "route", xr_cli_route, xr_cli_route_usage },
     { "profiles", xr_cli_profiles, xr_cli_profiles_usage },
+    { "audit", xr_cli_audit, xr_cli_audit_usage },
     { NULL, NULL, NULL }
 };
 
 
-/*
- * Parses argv (argv[0] is the command name) against opts.  Arguments that
- * are not options land in pos[], at most npos of them.  "--opt=value" and
- * "--opt value" both work; "--" ends the options; "-" is an argument.
- * Returns XR_OK, XR_CLI_HELP for --help, or XR_ERROR.
- */
-static int
+int
 xr_cli_parse(xr_cli_t *cli, int argc, char **argv, const xr_cli_opt_t *opts,
     char **pos, int npos)
 {
@@ -313,11 +292,7 @@ xr_cli_profile(xr_cli_t *cli, const char *name, const xr_profile_t **out)
 }
 
 
-/*
- * The whole input, from a file or stdin, into the pool.  A message larger
- * than max bytes is refused as soon as the excess is read.
- */
-static int
+int
 xr_cli_read(xr_cli_t *cli, const char *path, size_t max, xr_str_t *out)
 {
     int          err;
@@ -390,7 +365,7 @@ xr_cli_read(xr_cli_t *cli, const char *path, size_t max, xr_str_t *out)
 }
 
 
-static int
+int
 xr_cli_out(xr_cli_t *cli, const char *fmt, ...)
 {
     int       n;
@@ -425,7 +400,7 @@ xr_cli_out(xr_cli_t *cli, const char *fmt, ...)
 }
 
 
-static int
+int
 xr_cli_usage_text(xr_cli_t *cli, const char *text)
 {
     if (xr_buf_adds(&cli->out, text) != XR_OK) {
@@ -999,5 +974,9 @@ main(int argc, char **argv)
     xr_adapters_cleanup();
     xr_pool_destroy(cli.pool);
 
-    return rc == XR_OK ? XR_CLI_EXIT_OK : XR_CLI_EXIT_FAIL;
+    if (rc == XR_OK) {
+        return XR_CLI_EXIT_OK;
+    }
+    return cli.ctx.err == XR_E_AUDIT_INVALID ? XR_CLI_EXIT_INVALID
+                                             : XR_CLI_EXIT_FAIL;
 }

@@ -637,6 +637,181 @@ test_sm2_sample_signdata(void **state)
 }
 
 
+/*
+ * ECDSA P-256: sign and verify both ways with the openssl command line,
+ * and the refusals.
+ */
+
+static void
+test_ecdsa(void **state)
+{
+    xr_env_t       *env = *state;
+    int             fd;
+    char           *msg, cmd[1024], line[256];
+    char            path[] = "/tmp/xr-ecdsa-sigXXXXXX";
+    FILE           *p;
+    size_t          msglen = 0, i, n;
+    xr_buf_t        sig, s;
+    xr_key_t       *pub, *priv, *sm2;
+    unsigned char   bad[XR_ECDSA_MAX_DER_LEN + 1], osig[128];
+
+    pub = load_key(env, "p256-test-only-pub.pem");
+    priv = load_key(env, "p256-test-only-key.pem");
+    sm2 = load_key(env, "sm2-test-only-key.pem");
+    msg = read_fixture("sm2-message.txt", &msglen);
+
+    xr_buf_init(&sig, env->pool, 0);
+    assert_int_equal(xr_ecdsa_sign(&env->ctx, priv, msg, msglen, &sig),
+                     XR_OK);
+    assert_true(sig.len >= 8 && sig.len <= XR_ECDSA_MAX_DER_LEN);
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, pub, msg, msglen, sig.data,
+                                     sig.len), XR_OK);
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, priv, msg, msglen, sig.data,
+                                     sig.len), XR_OK);
+
+    /*
+     * A flipped bit anywhere in the signature: declined, or refused as
+     * not strict DER when the flip breaks the encoding (the signature is
+     * new each run, so either may happen); in the message: declined.
+     */
+    for (i = 2; i < sig.len; i++) {
+        int  rc;
+
+        memcpy(bad, sig.data, sig.len);
+        bad[i] ^= 0x01;
+        rc = xr_ecdsa_verify(&env->ctx, pub, msg, msglen, bad, sig.len);
+        if (rc != XR_DECLINED
+            && !(rc == XR_ERROR && env->ctx.err == XR_E_BAD_SIGNATURE))
+        {
+            fail_msg("flipped bit in byte %zu: %d %s", i, rc,
+                     env->ctx.errstr);
+        }
+        xr_ctx_clear(&env->ctx);
+    }
+    msg[3] ^= 1;
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, pub, msg, msglen, sig.data,
+                                     sig.len), XR_DECLINED);
+    msg[3] ^= 1;
+    assert_int_equal(env->ctx.err, XR_E_NONE);
+
+    /* not DER, DER with a byte after it: errors */
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, pub, msg, msglen, "garbage",
+                                     7), XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_BAD_SIGNATURE);
+    xr_ctx_clear(&env->ctx);
+    memcpy(bad, sig.data, sig.len);
+    bad[sig.len] = 0;
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, pub, msg, msglen, bad,
+                                     sig.len + 1), XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_BAD_SIGNATURE);
+    xr_ctx_clear(&env->ctx);
+
+    /* keys that cannot do it: public, SM2 (either way) */
+    xr_buf_init(&s, env->pool, 0);
+    assert_int_equal(xr_ecdsa_sign(&env->ctx, pub, msg, msglen, &s),
+                     XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_CONFIG);
+    xr_ctx_clear(&env->ctx);
+    assert_int_equal(xr_ecdsa_sign(&env->ctx, sm2, msg, msglen, &s),
+                     XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_CONFIG);
+    xr_ctx_clear(&env->ctx);
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, sm2, msg, msglen, sig.data,
+                                     sig.len), XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_CONFIG);
+    xr_ctx_clear(&env->ctx);
+    assert_int_equal(xr_sm2_verify(&env->ctx, pub, NULL, 0, msg, msglen,
+                                   sig.data, sig.len), XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_CONFIG);
+    xr_ctx_clear(&env->ctx);
+    assert_int_equal(s.len, 0);
+
+    if (system("openssl version >/dev/null 2>&1") != 0) {
+        skip();                         /* no command line to ask */
+    }
+
+    /* ours verifies with `openssl dgst -sha256 -verify` */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, sig.data, sig.len), (ssize_t) sig.len);
+    close(fd);
+
+    snprintf(cmd, sizeof(cmd),
+             "openssl dgst -sha256 -verify %s/p256-test-only-pub.pem "
+             "-signature %s %s/sm2-message.txt 2>&1", KEYS, path, KEYS);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    line[0] = '\0';
+    if (fgets(line, sizeof(line), p) == NULL) {
+        line[0] = '\0';
+    }
+    pclose(p);
+    assert_string_equal(line, "Verified OK\n");
+
+    /* and openssl's verifies here */
+    snprintf(cmd, sizeof(cmd),
+             "openssl dgst -sha256 -sign %s/p256-test-only-key.pem "
+             "%s/sm2-message.txt", KEYS, KEYS);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    n = fread(osig, 1, sizeof(osig), p);
+    pclose(p);
+    unlink(path);
+    assert_true(n >= 8);
+    assert_int_equal(xr_ecdsa_verify(&env->ctx, pub, msg, msglen, osig, n),
+                     XR_OK);
+
+    free(msg);
+    xr_key_free(pub);
+    xr_key_free(priv);
+    xr_key_free(sm2);
+}
+
+
+/*
+ * Key ids equal `openssl pkey -pubout -outform DER | sha256sum` (run by
+ * hand on the fixtures: the values below), from either half.
+ */
+
+static void
+test_key_id_and_pem(void **state)
+{
+    xr_env_t       *env = *state;
+    xr_buf_t        pem;
+    xr_key_t       *k, *back;
+    unsigned char   id[XR_KEY_ID_LEN], id2[XR_KEY_ID_LEN];
+
+    k = load_key(env, "sm2-test-only-key.pem");
+    assert_int_equal(xr_key_id(&env->ctx, k, id), XR_OK);
+    assert_string_equal(hexs(id, sizeof(id)),
+        "3593a592238555cecf5310b66abee80301e3ad425fc434d29ee0fb8ba6915767");
+
+    /* the public PEM written loads back to a key of the same id */
+    xr_buf_init(&pem, env->pool, 0);
+    assert_int_equal(xr_key_public_pem(&env->ctx, k, &pem), XR_OK);
+    assert_true(pem.len > 26);
+    assert_memory_equal(pem.data, "-----BEGIN PUBLIC KEY-----", 26);
+    back = xr_key_load(&env->ctx, pem.data, pem.len);
+    assert_non_null(back);
+    assert_true(xr_key_is_sm2(back));
+    assert_false(xr_key_is_private(back));
+    assert_int_equal(xr_key_id(&env->ctx, back, id2), XR_OK);
+    assert_memory_equal(id, id2, sizeof(id));
+    xr_key_free(back);
+    xr_key_free(k);
+
+    k = load_key(env, "p256-test-only-pub.pem");
+    assert_int_equal(xr_key_id(&env->ctx, k, id), XR_OK);
+    assert_string_equal(hexs(id, sizeof(id)),
+        "733ee100f79ce1600481be335963c13d5d8609f3880e1cd429a645afea3849da");
+    xr_key_free(k);
+
+    /* a freed key has no id */
+    assert_int_equal(xr_key_id(&env->ctx, k, id), XR_ERROR);
+    assert_int_equal(env->ctx.err, XR_E_CONFIG);
+}
+
+
 /* SM4: GB/T 32907-2016 Annex A, examples 1 and 2 (one block, ECB) */
 
 static void
@@ -1019,6 +1194,8 @@ main(void)
         xr_env_test(test_sm2_xr_to_openssl),
         xr_env_test(test_sm2_refusals),
         xr_env_test(test_sm2_sample_signdata),
+        xr_env_test(test_ecdsa),
+        xr_env_test(test_key_id_and_pem),
         xr_env_test(test_sm4_standard),
         xr_env_test(test_sm4_modes),
         xr_env_test(test_sm4_bad_padding),

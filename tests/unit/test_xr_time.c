@@ -750,6 +750,73 @@ test_now(void **state)
 }
 
 
+
+/* Unix ms <-> civil time at an offset, against gmtime_r, both ways */
+
+static void
+test_unix_ms(void **state)
+{
+    int         off, i;
+    int64_t     ms, back;
+    time_t      secs;
+    struct tm   tm;
+    xr_time_t   t;
+
+    static const int64_t  samples[] = {
+        0, 1, 999, -1, -1000, -1001, INT64_C(1735452000123),
+        INT64_C(951782400000) - 1,            /* 2000-02-29 edge, UTC */
+        INT64_C(253402300799999),             /* 9999-12-31T23:59:59.999Z */
+        INT64_C(-62135596800000),             /* 0001-01-01T00:00:00Z */
+    };
+    static const int  offsets[] = { 0, 480, -300, 345, -720, 840 };
+
+    (void) state;
+
+    for (i = 0; i < (int) (sizeof(samples) / sizeof(samples[0])); i++) {
+        for (off = 0; off < 6; off++) {
+            ms = samples[i];
+            if (xr_time_from_unix_ms(ms, offsets[off], &t) != XR_OK) {
+                /* only the two ends may leave the years 0001-9999 */
+                assert_true(i >= 8);
+                continue;
+            }
+
+            /* the civil fields are gmtime of the shifted time */
+            secs = (time_t) ((ms - ((ms % 1000 + 1000) % 1000)) / 1000)
+                   + offsets[off] * 60;
+            assert_non_null(gmtime_r(&secs, &tm));
+            assert_int_equal(t.year, tm.tm_year + 1900);
+            assert_int_equal(t.month, tm.tm_mon + 1);
+            assert_int_equal(t.day, tm.tm_mday);
+            assert_int_equal(t.hour, tm.tm_hour);
+            assert_int_equal(t.min, tm.tm_min);
+            assert_int_equal(t.sec, tm.tm_sec);
+            assert_int_equal(t.msec, (int) ((ms % 1000 + 1000) % 1000));
+
+            assert_int_equal(xr_time_to_unix_ms(&t, offsets[off], &back),
+                             XR_OK);
+            assert_true(back == ms);
+        }
+    }
+
+    /* China time: 2024-12-29T14:00:00.123+08:00 */
+    assert_int_equal(xr_time_from_unix_ms(INT64_C(1735452000123), 480, &t),
+                     XR_OK);
+    assert_int_equal(t.year, 2024);
+    assert_int_equal(t.hour, 14);
+    assert_int_equal(t.msec, 123);
+
+    /* refusals: offsets past 18 h, a day that does not exist */
+    assert_int_equal(xr_time_from_unix_ms(0, 18 * 60 + 1, &t), XR_ERROR);
+    assert_int_equal(xr_time_from_unix_ms(INT64_C(253402300800000) + 86400000,
+                                          0, &t), XR_ERROR);
+    t.month = 2;
+    t.day = 30;
+    assert_int_equal(xr_time_to_unix_ms(&t, 0, &back), XR_ERROR);
+    t.day = 28;
+    assert_int_equal(xr_time_to_unix_ms(&t, -18 * 60 - 1, &back), XR_ERROR);
+}
+
 int
 main(void)
 {
@@ -765,6 +832,7 @@ main(void)
         xr_env_test(test_roundtrip),
         xr_env_test(test_iso),
         cmocka_unit_test(test_now),
+        cmocka_unit_test(test_unix_ms),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
