@@ -84,12 +84,22 @@ RUNNING = []        # Nginx instances whose logs are checked after each test
 KEEP = bool(os.environ.get('XREGION_E2E_KEEP'))
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now and never handed out before in this session: the
+    kernel may give a just-closed ephemeral port again, and two listeners
+    of one nginx.conf on the same port fail `nginx -t`."""
+    for _ in range(100):
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+    raise RuntimeError('no fresh free port in 100 tries')
 
 
 def wait_for(cond, timeout, what):
