@@ -333,16 +333,30 @@ xr_random(void *out, size_t len)
 }
 
 
-void
-xr_hex(const unsigned char *in, size_t len, char *out)
+static void
+xr_hex_digits(const char *digits, const unsigned char *in, size_t len,
+    char *out)
 {
-    static const char  digits[] = "0123456789abcdef";
-    size_t             i;
+    size_t  i;
 
     for (i = 0; i < len; i++) {
         out[2 * i] = digits[in[i] >> 4];
         out[2 * i + 1] = digits[in[i] & 0x0f];
     }
+}
+
+
+void
+xr_hex(const unsigned char *in, size_t len, char *out)
+{
+    xr_hex_digits("0123456789abcdef", in, len, out);
+}
+
+
+void
+xr_hex_upper(const unsigned char *in, size_t len, char *out)
+{
+    xr_hex_digits("0123456789ABCDEF", in, len, out);
 }
 
 
@@ -1335,7 +1349,6 @@ xr_zj_signature(xr_ctx_t *ctx, const void *secret, size_t secretlen,
     xr_str_t timestamp, const void *body, size_t bodylen, xr_buf_t *out)
 {
     char           hex[2 * XR_SM3_LEN];
-    size_t         i;
     unsigned char  mac[XR_SM3_LEN];
 
     if (xr_zj_mac(ctx, secret, secretlen, timestamp, body, bodylen, mac)
@@ -1344,12 +1357,7 @@ xr_zj_signature(xr_ctx_t *ctx, const void *secret, size_t secretlen,
         return XR_ERROR;
     }
 
-    xr_hex(mac, sizeof(mac), hex);
-    for (i = 0; i < sizeof(hex); i++) {
-        if (hex[i] >= 'a') {
-            hex[i] -= 'a' - 'A';
-        }
-    }
+    xr_hex_upper(mac, sizeof(mac), hex);
 
     if (xr_buf_add(out, hex, sizeof(hex)) != XR_OK) {
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);

@@ -95,6 +95,8 @@ int xr_random(void *out, size_t len);
  * Lowercase hex of len bytes: writes exactly 2 * len chars to out, no NUL.
  */
 void xr_hex(const unsigned char *in, size_t len, char *out);
+/* The same in uppercase (Zhejiang's signatures, sealed encData). */
+void xr_hex_upper(const unsigned char *in, size_t len, char *out);
 
 /*
  * Decodes hex (either case, even length, nothing else) and appends the

@@ -35,6 +35,36 @@ xr_seal_key_is(xr_str_t key, xr_str_t name)
 }
 
 
+/*
+ * The members a message has both sealed and in clear: all but the
+ * member to seal and the envelope's own four.  Added to `to` in order.
+ */
+
+static int
+xr_seal_copy_common(xr_ctx_t *ctx, const xr_profile_t *p,
+    const xr_node_t *from, xr_node_t *to)
+{
+    xr_member_t  *m;
+
+    for (m = from->u.obj.first; m; m = m->next) {
+        if (xr_seal_key_is(m->key, p->seal_member)
+            || xr_seal_key_is(m->key, xr_seal_enc_data)
+            || xr_seal_key_is(m->key, xr_seal_enc_type)
+            || xr_seal_key_is(m->key, xr_seal_sign_data)
+            || xr_seal_key_is(m->key, xr_seal_sign_type))
+        {
+            continue;
+        }
+
+        if (xr_object_add(ctx, to, m->key, m->value) != XR_OK) {
+            return XR_ERROR;
+        }
+    }
+
+    return XR_OK;
+}
+
+
 static int
 xr_seal_empty(const xr_node_t *v)
 {
@@ -252,11 +282,10 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
     xr_buf_t *out)
 {
     char             *hex;
-    size_t            n, i;
+    size_t            n;
     xr_buf_t          text, str, der, raw, enc, sig;
     xr_str_t          member_text;
     xr_node_t        *root, *env, *v;
-    xr_member_t      *m;
     xr_sign_param_t   params[XR_SEAL_MAX_PARAMS + 2];
 
     if (xr_seal_read(ctx, p, plain, len, &root) != XR_OK) {
@@ -287,19 +316,8 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
         return XR_ERROR;
     }
 
-    for (m = root->u.obj.first; m; m = m->next) {
-        if (xr_seal_key_is(m->key, p->seal_member)
-            || xr_seal_key_is(m->key, xr_seal_enc_data)
-            || xr_seal_key_is(m->key, xr_seal_enc_type)
-            || xr_seal_key_is(m->key, xr_seal_sign_data)
-            || xr_seal_key_is(m->key, xr_seal_sign_type))
-        {
-            continue;
-        }
-
-        if (xr_object_add(ctx, env, m->key, m->value) != XR_OK) {
-            return XR_ERROR;
-        }
+    if (xr_seal_copy_common(ctx, p, root, env) != XR_OK) {
+        return XR_ERROR;
     }
 
     if (xr_object_add(ctx, env, xr_seal_enc_type,
@@ -359,13 +377,7 @@ xr_seal_close(xr_ctx_t *ctx, const xr_profile_t *p,
         return xr_fail(ctx, XR_E_NOMEM, NULL, NULL);
     }
 
-    xr_hex((const unsigned char *) enc.data, enc.len, hex);
-
-    for (i = 0; i < 2 * enc.len; i++) {
-        if (hex[i] >= 'a' && hex[i] <= 'f') {
-            hex[i] = (char) (hex[i] - 'a' + 'A');
-        }
-    }
+    xr_hex_upper((const unsigned char *) enc.data, enc.len, hex);
 
     if (xr_object_add(ctx, env, xr_seal_enc_data,
                       xr_node_string_ref(ctx, hex, 2 * enc.len))
@@ -414,7 +426,6 @@ xr_seal_open(xr_ctx_t *ctx, const xr_profile_t *p,
     xr_buf_t          bin, text, canon, str, sig;
     xr_str_t          member_text;
     xr_node_t        *root, *plain, *member, *enc, *sd, *t;
-    xr_member_t      *m;
     xr_sign_param_t   params[XR_SEAL_MAX_PARAMS + 2];
 
     if (xr_seal_read(ctx, p, sealed, len, &root) != XR_OK) {
@@ -519,19 +530,8 @@ verify:
         return XR_ERROR;
     }
 
-    for (m = root->u.obj.first; m; m = m->next) {
-        if (xr_seal_key_is(m->key, xr_seal_enc_data)
-            || xr_seal_key_is(m->key, xr_seal_enc_type)
-            || xr_seal_key_is(m->key, xr_seal_sign_data)
-            || xr_seal_key_is(m->key, xr_seal_sign_type)
-            || xr_seal_key_is(m->key, p->seal_member))
-        {
-            continue;
-        }
-
-        if (xr_object_add(ctx, plain, m->key, m->value) != XR_OK) {
-            return XR_ERROR;
-        }
+    if (xr_seal_copy_common(ctx, p, root, plain) != XR_OK) {
+        return XR_ERROR;
     }
 
     if (member && xr_object_add(ctx, plain, p->seal_member, member)

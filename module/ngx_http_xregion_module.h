@@ -404,6 +404,7 @@ ngx_int_t ngx_http_xregion_conf_secret(ngx_conf_t *cf, ngx_str_t *name,
 struct xr_key_s *ngx_http_xregion_conf_key(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_xregion_request_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_str_t *value);
+xr_str_t ngx_http_xregion_request_path(ngx_http_request_t *r);
 
 
 /* ngx_http_xregion_sign.c */

@@ -483,15 +483,7 @@ ngx_http_xregion_sign_answer(ngx_http_request_t *r, ngx_uint_t status,
 
     p = ngx_sprintf(stamp_data, "%T", ngx_time());
 
-    path.data = (const char *) r->unparsed_uri.data;
-    path.len = r->unparsed_uri.len;
-
-    for (i = 0; i < r->unparsed_uri.len; i++) {
-        if (r->unparsed_uri.data[i] == '?') {
-            path.len = i;
-            break;
-        }
-    }
+    path = ngx_http_xregion_request_path(r);
 
     ngx_sprintf(code, "%03ui", status % 1000);
 

@@ -383,7 +383,6 @@ ngx_http_xregion_verify(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 {
     int                            ok;
     size_t                         maclen;
-    u_char                        *q;
     xr_buf_t                       str, sig;
     xr_str_t                       method, path, stamp, nonce;
     ngx_str_t                      h_sig, h_stamp, h_nonce;
@@ -437,16 +436,7 @@ ngx_http_xregion_verify(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
                    NGX_HTTP_XREGION_SIG_MAX);
     }
 
-    /* the path as sent, without its query string */
-
-    path.data = (const char *) r->unparsed_uri.data;
-    path.len = r->unparsed_uri.len;
-
-    q = ngx_strlchr(r->unparsed_uri.data,
-                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
-    if (q) {
-        path.len = q - r->unparsed_uri.data;
-    }
+    path = ngx_http_xregion_request_path(r);
 
     method = ngx_http_xregion_xstr(&r->method_name);
     stamp = ngx_http_xregion_xstr(&h_stamp);
@@ -521,6 +511,27 @@ ngx_http_xregion_verify(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
     xr_ctx_clear(&ctx->xr);
 
     return NGX_OK;
+}
+
+
+/* The path as the caller sent it, without its query string: what it signs. */
+
+xr_str_t
+ngx_http_xregion_request_path(ngx_http_request_t *r)
+{
+    u_char    *q;
+    xr_str_t   path;
+
+    path.data = (const char *) r->unparsed_uri.data;
+    path.len = r->unparsed_uri.len;
+
+    q = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+    if (q) {
+        path.len = q - r->unparsed_uri.data;
+    }
+
+    return path;
 }
 
 
