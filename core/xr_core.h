@@ -160,6 +160,8 @@ typedef enum {
     XR_E_CONFLICT,          /* same business key, different body */
     XR_E_UNAVAILABLE,       /* destination circuit open, maintenance */
     XR_E_AUDIT_INVALID,     /* an audit log that does not verify */
+    XR_E_AUDIT_UNAVAILABLE, /* the audit log cannot take records */
+    XR_E_CALLER_CLOSED,     /* the caller left before its answer */
     XR_E_LAST
 } xr_err_e;
 

@@ -95,6 +95,11 @@ static const xr_error_info_t  xr_errors[XR_E_LAST] = {
                                   "destination is unavailable" },
     [XR_E_AUDIT_INVALID] =      { "XR-AUDIT-INVALID", 500, 0,
                                   "audit log does not verify" },
+    [XR_E_AUDIT_UNAVAILABLE] =  { "XR-AUDIT-UNAVAILABLE", 503, 1,
+                                  "the audit log cannot take records" },
+    [XR_E_CALLER_CLOSED] =      { "XR-CALLER-CLOSED", 499, 1,
+                                  "the caller closed the connection before "
+                                  "its answer" },
 };
 
 

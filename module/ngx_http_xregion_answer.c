@@ -26,6 +26,8 @@
 #define NGX_HTTP_XREGION_MSG_LEN  (XR_ERRSTR_LEN + XR_FIELD_LEN + 16)
 
 
+static ngx_int_t ngx_http_xregion_send_now(ngx_http_request_t *r,
+    ngx_uint_t status, xr_str_t type, const char *data, size_t len);
 static ngx_int_t ngx_http_xregion_send(ngx_http_request_t *r,
     ngx_uint_t status, xr_str_t type, const char *data, size_t len);
 static void ngx_http_xregion_log(ngx_http_request_t *r,
@@ -49,6 +51,8 @@ ngx_http_xregion_answer(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
     xr_buf_t   out;
     xr_str_t   said;
     ngx_str_t  msg;
+
+    ctx->ans = ans;
 
     xr_ctx_clear(&ctx->xr);
     xr_buf_init(&out, ctx->pool, 0);
@@ -292,14 +296,17 @@ ngx_http_xregion_detail(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 }
 
 
+/*
+ * Every answer passes here: its audit record first.  With sync=always the
+ * answer is held until the record is on disk: NGX_DONE, the request is
+ * neither finalized nor freed (no reference is taken, as for a Redis
+ * step), and ngx_http_xregion_answer_release() sends it.
+ */
+
 static ngx_int_t
 ngx_http_xregion_send(ngx_http_request_t *r, ngx_uint_t status,
     xr_str_t type, const char *data, size_t len)
 {
-    u_char                  *sealed;
-    ngx_int_t                rc;
-    ngx_buf_t               *b;
-    ngx_chain_t              out;
     ngx_http_xregion_ctx_t  *ctx;
 
     if (r->header_sent) {
@@ -307,6 +314,50 @@ ngx_http_xregion_send(ngx_http_request_t *r, ngx_uint_t status,
                       "xregion: answer after the header was sent");
         return NGX_ERROR;
     }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
+
+    if (ctx && !ctx->held
+        && ngx_http_xregion_audit_record(r, ctx) == NGX_AGAIN)
+    {
+        ctx->held = 1;
+        ctx->held_status = status;
+        ctx->held_type = type;
+        ctx->held_data = data;
+        ctx->held_len = len;
+        ctx->state = NGX_HTTP_XREGION_DONE;
+
+        return NGX_DONE;
+    }
+
+    return ngx_http_xregion_send_now(r, status, type, data, len);
+}
+
+
+/* The held answer, its record on disk (or the wait given up). */
+
+void
+ngx_http_xregion_answer_release(ngx_http_request_t *r)
+{
+    ngx_http_xregion_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
+
+    ngx_http_xregion_continue(r,
+        ngx_http_xregion_send_now(r, ctx->held_status, ctx->held_type,
+                                  ctx->held_data, ctx->held_len));
+}
+
+
+static ngx_int_t
+ngx_http_xregion_send_now(ngx_http_request_t *r, ngx_uint_t status,
+    xr_str_t type, const char *data, size_t len)
+{
+    u_char                  *sealed;
+    ngx_int_t                rc;
+    ngx_buf_t               *b;
+    ngx_chain_t              out;
+    ngx_http_xregion_ctx_t  *ctx;
 
     /* a sealed caller gets every answer sealed, refusals included */
 

@@ -66,13 +66,40 @@ static ngx_int_t ngx_http_xregion_outcome(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 static void ngx_http_xregion_deadline(ngx_event_t *ev);
 static void ngx_http_xregion_cleanup(void *data);
+static ngx_int_t ngx_http_xregion_start(ngx_http_request_t *r);
 
 
 static ngx_str_t  ngx_http_xregion_post_method = ngx_string("POST");
 
 
+/*
+ * An answer held for its audit record before the body was read returns
+ * NGX_DONE to nginx, which finalizes that (drops a reference): the held
+ * answer needs one of its own.
+ */
+
 ngx_int_t
 ngx_http_xregion_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                rc;
+    ngx_http_xregion_ctx_t  *ctx;
+
+    rc = ngx_http_xregion_start(r);
+
+    if (rc == NGX_DONE) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
+
+        if (ctx && ctx->held && !ctx->body_started) {
+            r->main->count++;
+        }
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_xregion_start(ngx_http_request_t *r)
 {
     off_t                          size;
     ngx_int_t                      rc;
@@ -186,6 +213,8 @@ ngx_http_xregion_handler(ngx_http_request_t *r)
                    "message of %O bytes is larger than the limit of %uz",
                    size, xlcf->max_body);
     }
+
+    ctx->body_started = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_http_xregion_body_handler);
 
@@ -413,6 +442,14 @@ ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     }
 
     ctx->ptxn = ptxn;
+
+    /* a transaction that needs a record waits for a log that takes one */
+
+    rc = ngx_http_xregion_audit_admit(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     /* encode for the destination */
 
@@ -814,6 +851,7 @@ ngx_http_xregion_late_answer(ngx_http_request_t *sr,
 static void
 ngx_http_xregion_resume(ngx_http_request_t *r)
 {
+    ngx_int_t                rc;
     ngx_http_xregion_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
@@ -825,7 +863,11 @@ ngx_http_xregion_resume(ngx_http_request_t *r)
     ctx->state = NGX_HTTP_XREGION_DONE;
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    ngx_http_finalize_request(r, ngx_http_xregion_outcome(r, ctx));
+    rc = ngx_http_xregion_outcome(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 
@@ -1036,13 +1078,11 @@ ngx_http_xregion_failed(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx,
 static void
 ngx_http_xregion_deadline(ngx_event_t *ev)
 {
-    ngx_connection_t             *c;
     ngx_http_request_t           *r;
     ngx_http_xregion_ctx_t       *ctx;
     ngx_http_xregion_loc_conf_t  *xlcf;
 
     r = ev->data;
-    c = r->connection;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
 
@@ -1081,12 +1121,10 @@ ngx_http_xregion_deadline(ngx_event_t *ev)
 
     ngx_http_xregion_detail(r, ctx, "xregion_timeout %M ms", xlcf->timeout);
 
-    ngx_http_finalize_request(r,
+    ngx_http_xregion_continue(r,
         ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_TIMEOUT,
                                       "%V did not answer in time",
                                       &ctx->dest_name));
-
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1094,6 +1132,13 @@ static void
 ngx_http_xregion_cleanup(void *data)
 {
     ngx_http_xregion_ctx_t *ctx = data;
+
+    /* a caller that left before its answer: the transaction is recorded */
+
+    if (!ctx->audited && ctx->decoded) {
+        ngx_str_set(&ctx->outcome, "XR-CALLER-CLOSED");
+        (void) ngx_http_xregion_audit_record(ctx->request, ctx);
+    }
 
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);

@@ -224,6 +224,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, limit_dests),
       NULL },
 
+    { ngx_string("xregion_audit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_xregion_audit_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_replay_guard"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_replay_guard_directive,
@@ -554,6 +561,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_xregion_audit_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_xregion_filters_init(cf);
 }
 
@@ -661,7 +672,15 @@ ngx_http_xregion_init_process(ngx_cycle_t *cycle)
 
     xmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_xregion_module);
 
-    if (xmcf == NULL || xmcf->redis == NULL || xmcf->endpoints.nelts == 0) {
+    if (xmcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_xregion_audit_init_process(cycle, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (xmcf->redis == NULL || xmcf->endpoints.nelts == 0) {
         return NGX_OK;
     }
 
@@ -673,6 +692,7 @@ static void
 ngx_http_xregion_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_xregion_redis_exit_process(cycle);
+    ngx_http_xregion_audit_exit_process();
     ngx_http_xregion_exit(cycle);
 }
 

@@ -22,6 +22,11 @@
  *   ngx_http_xregion_limit.c      xregion_limit_*: rate limits per caller
  *                                 and per destination (Redis, else shared
  *                                 memory)
+ *   ngx_http_xregion_audit.c      xregion_audit: the audit trail's writer
+ *                                 (chain in shared memory, files, group
+ *                                 commit, checkpoints, rotation, restart)
+ *   ngx_http_xregion_audit_pull.c xregion_audit_pull: the regulators' pull
+ *                                 API over the audit files
  *
  * Configuration data (xr_config_t, route tables) is built at configuration
  * time and read-only afterwards.  Everything a request needs lives in its
@@ -42,6 +47,7 @@
 #include "xr_profile.h"
 #include "xr_translate.h"
 #include "xr_route.h"
+#include "xr_crypto.h"
 
 
 #define NGX_HTTP_XREGION_MEDICAL      0
@@ -182,6 +188,42 @@ typedef struct {
 } ngx_http_xregion_limit_t;
 
 
+/* xregion_audit required= */
+#define NGX_HTTP_XREGION_AUDIT_MONEY  0     /* money txns need the log */
+#define NGX_HTTP_XREGION_AUDIT_ALL    1     /* every txn needs it */
+
+/*
+ * xregion_audit: one chain per instance, in files of one directory:
+ *
+ *   <dir>/audit-<first seq, 20 digits>.jsonl
+ *
+ * so that the names sort in chain order and a file's name says where its
+ * seqs start (readers skip files by name).  The last file in that order is
+ * the one being written; lines reach it whole (one write() each), so a
+ * reader that stops at its last '\n' reads only whole entries.
+ */
+typedef struct {
+    ngx_str_t                   dir;        /* absolute, no trailing '/',
+                                               NUL-terminated */
+    ngx_str_t                   instance;   /* "inst" of every entry */
+    xr_digest_e                 hash;       /* the chain's digest */
+    struct xr_key_s            *key;        /* signs checkpoints; its public
+                                               half is served to regulators
+                                             */
+    ngx_msec_t                  sync;       /* 0: always (group commit) */
+    off_t                       rotate_size;    /* 0: never by size */
+    ngx_flag_t                  rotate_daily;
+    ngx_uint_t                  ckpt_records;   /* a checkpoint every N */
+    ngx_msec_t                  ckpt_interval;  /* or T */
+    off_t                       reserve;    /* free disk below which money
+                                               (or all) is refused */
+    ngx_uint_t                  required;   /* NGX_HTTP_XREGION_AUDIT_* */
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+    void                       *writer;     /* ngx_http_xregion_audit.c's */
+} ngx_http_xregion_audit_conf_t;
+
+
 /* One xregion_dest_profile directive. */
 typedef struct {
     ngx_str_t                   region;
@@ -219,6 +261,9 @@ typedef struct {
                                                    one per level */
     void                       *limit_zone;     /* ngx_http_xregion_limit.c's
                                                  */
+    ngx_http_xregion_audit_conf_t  *audit;      /* NULL: no xregion_audit */
+    ngx_array_t                *regulators;     /* xregion_audit_regulator
+                                                   (audit_pull.c's) */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -343,6 +388,21 @@ typedef struct {
     ngx_str_t                   up_access_key;
     ngx_str_t                   limit;          /* PASSED REJECTED LOCAL
                                                    LOCAL_REJECTED */
+
+    /* the audit record (ngx_http_xregion_audit.c) */
+    const xr_msg_t             *ans;            /* the answer told, if any */
+    unsigned                    audited:1;      /* recorded, or tried */
+    unsigned                    audit_wait:1;   /* in the writer's queue */
+    unsigned                    body_started:1; /* the body is being read */
+    unsigned                    held:1;         /* the answer waits */
+    uint64_t                    audit_seq;
+    ngx_queue_t                 audit_queue;
+
+    /* the answer held until its record is on disk */
+    ngx_uint_t                  held_status;
+    xr_str_t                    held_type;
+    const char                 *held_data;
+    size_t                      held_len;
 } ngx_http_xregion_ctx_t;
 
 
@@ -469,6 +529,28 @@ ngx_int_t ngx_http_xregion_limit(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 
 
+/* ngx_http_xregion_audit.c */
+char *ngx_http_xregion_audit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_audit_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_audit_init_process(ngx_cycle_t *cycle,
+    ngx_http_xregion_main_conf_t *xmcf);
+void ngx_http_xregion_audit_exit_process(void);
+ngx_int_t ngx_http_xregion_audit_admit(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+ngx_int_t ngx_http_xregion_audit_record(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+uint64_t ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf);
+
+
+/* ngx_http_xregion_audit_pull.c */
+char *ngx_http_xregion_audit_pull_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_xregion_audit_regulator_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+
 /* ngx_http_xregion_filter.c */
 ngx_int_t ngx_http_xregion_filters_init(ngx_conf_t *cf);
 
@@ -482,6 +564,7 @@ ngx_int_t ngx_http_xregion_answer_plain(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, xr_err_e err, const char *fmt, ...);
 void ngx_http_xregion_detail(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx, const char *fmt, ...);
+void ngx_http_xregion_answer_release(ngx_http_request_t *r);
 
 
 /* ngx_http_xregion_variables.c */
