@@ -107,6 +107,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_xregion_audit_conf_t  *conf;
+    ngx_cycle_t                    *cycle;      /* the one configured */
     ngx_shm_zone_t                 *zone;
     ngx_slab_pool_t                *shpool;
     ngx_http_xregion_audit_sh_t    *sh;
@@ -426,6 +427,7 @@ ngx_http_xregion_audit_init(ngx_conf_t *cf,
     }
 
     w->conf = ac;
+    w->cycle = cf->cycle;
     w->fd = NGX_INVALID_FILE;
 
     xr_ctx_init(&ctx, xmcf->pool);
@@ -470,7 +472,7 @@ ngx_http_xregion_audit_init_zone(ngx_shm_zone_t *zone, void *data)
     w = zone->data;
     w->shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
-    if (ngx_http_xregion_audit_mkdir((ngx_cycle_t *) ngx_cycle, w->conf)
+    if (ngx_http_xregion_audit_mkdir(w->cycle, w->conf)
         != NGX_OK)
     {
         return NGX_ERROR;
