@@ -72,9 +72,9 @@
  * so that no other worker signs it too; then signs outside it
  * (xr_audit_ckpt_sign(): SM2 takes 0.4 ms, ECDSA 30 us, bench_audit);
  * then seals its entry like any other.  Entries sealed in between are
- * covered by the next checkpoint.  Make one only when an entry other than
- * a checkpoint came after the last one, or checkpoints would sign each
- * other forever.  Rotation seals the new file's "open" entry under the
+ * covered by the next checkpoint.  Make one only when its range holds an
+ * entry other than a checkpoint, or checkpoints would sign each other
+ * forever.  Rotation seals the new file's "open" entry under the
  * lock that switches files, so that it is the file's first line.
  *
  * Restart: read the last XR_AUDIT_TAIL_READ bytes of the last file (or

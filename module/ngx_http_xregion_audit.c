@@ -87,7 +87,9 @@ typedef struct {
     uint64_t                    rotated;    /* the last seq of the file
                                                before (synced) */
     uint64_t                    ckpt_upto;  /* covered or claimed */
-    uint64_t                    ckpt_seq;   /* the last checkpoint entry */
+    uint64_t                    other_seq;  /* the last entry of another
+                                               type: one after ckpt_upto
+                                               calls for a checkpoint */
     ngx_msec_t                  ckpt_time;
     ngx_pid_t                   ckpt_pid;   /* a claim in progress */
     ngx_msec_t                  ckpt_claimed;
@@ -142,7 +144,7 @@ static ngx_int_t ngx_http_xregion_audit_ready_locked(
     ngx_http_xregion_audit_writer_t *w, size_t len, ngx_pool_t *pool);
 static ngx_int_t ngx_http_xregion_audit_write_locked(
     ngx_http_xregion_audit_writer_t *w, const xr_audit_prep_t *p,
-    u_char *line, size_t size, uint64_t *seq);
+    u_char *line, size_t size, uint64_t *seq, ngx_uint_t ckpt);
 static ngx_int_t ngx_http_xregion_audit_recover_locked(
     ngx_http_xregion_audit_writer_t *w, ngx_pool_t *pool);
 static ngx_int_t ngx_http_xregion_audit_rotate_locked(
@@ -936,7 +938,8 @@ ngx_http_xregion_audit_append(ngx_http_xregion_audit_writer_t *w,
     rc = ngx_http_xregion_audit_ready_locked(w, size, pool);
 
     if (rc == NGX_OK) {
-        rc = ngx_http_xregion_audit_write_locked(w, p, line, size, seq);
+        rc = ngx_http_xregion_audit_write_locked(w, p, line, size, seq,
+                                                 !is_record);
     }
 
     if (is_record) {
@@ -950,7 +953,6 @@ ngx_http_xregion_audit_append(ngx_http_xregion_audit_writer_t *w,
 
     } else {
         if (rc == NGX_OK) {
-            sh->ckpt_seq = *seq;
             sh->ckpt_time = ngx_current_msec;
         }
 
@@ -1024,7 +1026,8 @@ ngx_http_xregion_audit_ready_locked(ngx_http_xregion_audit_writer_t *w,
 
 static ngx_int_t
 ngx_http_xregion_audit_write_locked(ngx_http_xregion_audit_writer_t *w,
-    const xr_audit_prep_t *p, u_char *line, size_t size, uint64_t *seq)
+    const xr_audit_prep_t *p, u_char *line, size_t size, uint64_t *seq,
+    ngx_uint_t ckpt)
 {
     size_t                        len;
     ssize_t                       n;
@@ -1049,6 +1052,11 @@ ngx_http_xregion_audit_write_locked(ngx_http_xregion_audit_writer_t *w,
         sh->recover = 0;
         sh->failing = 0;
         *seq = head.seq;
+
+        if (!ckpt) {
+            sh->other_seq = head.seq;
+        }
+
         return NGX_OK;
     }
 
@@ -1260,7 +1268,6 @@ ngx_http_xregion_audit_recover_locked(ngx_http_xregion_audit_writer_t *w,
     sh->day = tm.ngx_tm_year * 10000 + tm.ngx_tm_mon * 100 + tm.ngx_tm_mday;
 
     sh->ckpt_upto = t.signed_upto;
-    sh->ckpt_seq = 0;
     sh->ckpt_time = ngx_current_msec;
     sh->ckpt_pid = 0;
 
@@ -1333,7 +1340,7 @@ ngx_http_xregion_audit_open_entry(ngx_http_xregion_audit_writer_t *w,
         return NGX_ERROR;
     }
 
-    return ngx_http_xregion_audit_write_locked(w, &prep, line, size, seq);
+    return ngx_http_xregion_audit_write_locked(w, &prep, line, size, seq, 0);
 }
 
 
@@ -1552,7 +1559,8 @@ ngx_http_xregion_audit_today(void)
 /*
  * A checkpoint's range, claimed so that no other worker signs it: every
  * ckpt_records records (by_time 0) or every ckpt_interval (by_time 1),
- * and only when an entry other than a checkpoint came since the last one.
+ * and only when the range holds an entry other than a checkpoint (else
+ * checkpoints would sign each other forever).
  */
 
 static ngx_int_t
@@ -1565,9 +1573,7 @@ ngx_http_xregion_audit_claim_locked(ngx_http_xregion_audit_writer_t *w,
     sh = w->sh;
     now = ngx_current_msec;
 
-    if (sh->recover || sh->head.seq == 0 || sh->head.seq <= sh->ckpt_upto
-        || sh->head.seq == sh->ckpt_seq)
-    {
+    if (sh->recover || sh->other_seq <= sh->ckpt_upto) {
         return NGX_DECLINED;
     }
 
