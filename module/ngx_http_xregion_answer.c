@@ -207,7 +207,7 @@ ngx_http_xregion_answer_error(ngx_http_request_t *r,
     }
 
     if (err == XR_E_BUSY_RETRY || err == XR_E_UNAVAILABLE
-        || err == XR_E_RATE_LIMITED)
+        || err == XR_E_RATE_LIMITED || err == XR_E_AUDIT_UNAVAILABLE)
     {
         ngx_http_xregion_retry_after(r, ctx);
     }

@@ -561,6 +561,13 @@ ngx_http_xregion_audit_init_process(ngx_cycle_t *cycle,
 
     w = xmcf->audit->writer;
 
+    /*
+     * A file size limit (RLIMIT_FSIZE) must fail the write with EFBIG, as
+     * a full disk fails it with ENOSPC, not kill the worker mid-answer.
+     */
+
+    signal(SIGXFSZ, SIG_IGN);
+
     w->fd = NGX_INVALID_FILE;
     w->gen = 0;
     w->log = cycle->log;
@@ -680,8 +687,8 @@ ngx_http_xregion_audit_admit(ngx_http_request_t *r,
 
 
 /*
- * The transaction's record, when its answer is ready (or the caller left:
- * ctx->outcome XR-CALLER-CLOSED, and then nothing waits).  NGX_OK:
+ * The transaction's record, when its answer is ready (or when the request
+ * ends without one: ctx->ending, and then nothing waits).  NGX_OK:
  * written, the answer may go; NGX_AGAIN: written, the answer waits for
  * the disk and ngx_http_xregion_answer_release() sends it;
  * NGX_DECLINED: no audit log, or recorded already; NGX_ERROR: not written
@@ -786,9 +793,7 @@ ngx_http_xregion_audit_record(ngx_http_request_t *r,
 
     ctx->audit_seq = seq;
 
-    if (w->conf->sync || w->sh->durable >= seq
-        || ctx->outcome.len == sizeof("XR-CALLER-CLOSED") - 1)
-    {
+    if (w->conf->sync || w->sh->durable >= seq || ctx->ending) {
         return NGX_OK;
     }
 

@@ -1133,10 +1133,21 @@ ngx_http_xregion_cleanup(void *data)
 {
     ngx_http_xregion_ctx_t *ctx = data;
 
-    /* a caller that left before its answer: the transaction is recorded */
+    /*
+     * A request that ends without an answer of ours (the caller left, or
+     * nginx gave up on it) is recorded all the same.
+     */
 
     if (!ctx->audited && ctx->decoded) {
-        ngx_str_set(&ctx->outcome, "XR-CALLER-CLOSED");
+        ctx->ending = 1;
+
+        if (ctx->request->connection->error) {
+            ngx_str_set(&ctx->outcome, "XR-CALLER-CLOSED");
+
+        } else {
+            ngx_str_set(&ctx->outcome, "XR-INTERNAL");
+        }
+
         (void) ngx_http_xregion_audit_record(ctx->request, ctx);
     }
 

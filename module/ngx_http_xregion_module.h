@@ -395,6 +395,7 @@ typedef struct {
     unsigned                    audit_wait:1;   /* in the writer's queue */
     unsigned                    body_started:1; /* the body is being read */
     unsigned                    held:1;         /* the answer waits */
+    unsigned                    ending:1;       /* freed without an answer */
     uint64_t                    audit_seq;
     ngx_queue_t                 audit_queue;
 

@@ -28,7 +28,7 @@ import pytest
 
 from conftest import (Nginx, fixture_identifiers, free_port, make_workdir,
                       render_example, wait_for)
-from test_gateway import XR_STATUS, build, decode_answer, nginx_t
+from test_gateway import build, expect_error, nginx_t
 from test_audit_cli import BIN
 
 SM3_OK = 'sm3' in hashlib.algorithms_available
@@ -54,7 +54,7 @@ class Audited:
     """A gateway (the example's configuration) with an audit log."""
 
     def __init__(self, module_so, sim, redis, params='', name='audit',
-                 extra=''):
+                 extra='', edit=None):
         self.prefix = make_workdir(name)
         self.dir = os.path.join(self.prefix, 'audit')
         self.key, self.pub = make_key(self.prefix)
@@ -65,7 +65,7 @@ class Audited:
 %s''' % (self.key, self.dir, params, extra)
         self.conf = render_example(module_so, sim.ports, self.prefix,
                                    self.port, extra_http=http,
-                                   redis_port=redis.port)
+                                   redis_port=redis.port, edit=edit)
         self.nginx = None
 
     def start(self):
@@ -383,3 +383,176 @@ def test_rotation_by_size(module_so, sim, redis):
     finally:
         g.stop()
     assert not g.nginx.bad_lines()
+
+
+# ---- a log that cannot take records ----------------------------------------
+
+def prlimit_fsize(pids, limit):
+    for pid in pids:
+        subprocess.run(['prlimit', '--pid', str(pid),
+                        '--fsize=%s:' % limit], check=True, timeout=10)
+
+
+def refused(g, sim, caller, a, canon, txn):
+    """a is the XR-AUDIT-UNAVAILABLE refusal, and nothing was sent (the
+    tests send to Jiangsu)."""
+    expect_error(sim, caller, a, 'XR-AUDIT-UNAVAILABLE', txn=txn,
+                 msg_id=canon['@msg_id'], gw=g.nginx)
+    assert a.header('Retry-After') == '1'
+    dest = 'jiangsu.' + caller.split('.')[1]
+    assert not sim.received(dest, canon['@msg_id'])
+
+
+def as_root(text):
+    """Workers of the test's own user: prlimit(1) may then change their
+    soft limits without CAP_SYS_RESOURCE."""
+    return 'user root;\n' + text
+
+
+def test_write_failure_refuses_money_then_recovers(module_so, sim, redis):
+    """The workers may not grow the file (as with a full disk): the next
+    record fails, a money transaction is refused with XR-AUDIT-UNAVAILABLE
+    before anything is sent, a query is still answered; when the limit is
+    lifted the gateway records and settles again, and the half-written
+    line a failed write left is gone."""
+    g = Audited(module_so, sim, redis, 'checkpoint=1000', name='audit-full',
+                edit=as_root)
+    try:
+        g.start()
+        # the limit is the workers', for every file: the audit file must be
+        # the largest, so that the logs still have room (a record is longer
+        # than the lines a transaction leaves in the logs)
+        for _ in range(30):
+            canon, a = settle(g, sim)
+            assert a.status == 200
+        size = os.path.getsize(g.files()[-1])
+        assert size > 2 * max(os.path.getsize(g.nginx.error_log),
+                              os.path.getsize(g.nginx.access_log))
+        # room for part of one more line: the write is cut short
+        prlimit_fsize(g.worker_pids(), size + 100)
+
+        canon, a = settle(g, sim)      # processed, its record fails
+        assert a.status == 200
+        canon, a = settle(g, sim)      # refused: nothing is sent
+        refused(g, sim, 'shanghai.medical', a, canon, 'settle')
+        q, b = query(g, sim)           # a query goes on
+        assert b.status == 200
+        assert 'XR-AUDIT' not in b.body.decode('utf-8', 'replace')
+        assert sim.received('jiangsu.transit', q['@msg_id'])
+        assert os.path.getsize(g.files()[-1]) == size
+
+        prlimit_fsize(g.worker_pids(), 'unlimited')
+        # the first record written clears the state: a query's, or the
+        # refusal's own
+        for _ in range(3):
+            canon, a = settle(g, sim)
+            if sim.received('jiangsu.medical', canon['@msg_id']):
+                break
+        assert a.status == 200
+        assert sim.received('jiangsu.medical', canon['@msg_id'])
+        res = g.verify()
+        assert res.returncode == 0, res.stderr.decode()
+        recs = g.records()
+        assert recs[-1]['msg_id'] == canon['@msg_id']
+        assert recs[-1]['outcome'] == 'ok'
+    finally:
+        g.stop()
+    log = g.nginx.log()
+    assert re.search(r'write\(\) of audit entry \d+ .* failed \(\d+ of \d+ '
+                     r'bytes written\)', log)
+    assert 'no audit record for msg_id' in log
+
+
+def test_reserve_refuses_money_keeps_queries(module_so, sim, redis):
+    g = Audited(module_so, sim, redis, 'reserve=999999999m',
+                name='audit-reserve')
+    try:
+        g.start()
+        wait_for(lambda: 'below reserve=' in g.nginx.log(), 5,
+                 'the free space check')
+        canon, a = settle(g, sim)
+        refused(g, sim, 'shanghai.medical', a, canon, 'settle')
+        q, b = query(g, sim)
+        assert b.status == 200
+        recs = g.records()
+        assert [(r['msg_id'], r['outcome'], r['error']) for r in recs] == [
+            (canon['@msg_id'], 'rejected', 'XR-AUDIT-UNAVAILABLE'),
+            (q['@msg_id'], recs[1]['outcome'], '')]
+        assert recs[1]['outcome'] in ('ok', 'cached')
+    finally:
+        g.stop()
+
+
+def test_required_all_refuses_queries_too(module_so, sim, redis):
+    g = Audited(module_so, sim, redis, 'reserve=999999999m required=all',
+                name='audit-all')
+    try:
+        g.start()
+        wait_for(lambda: 'below reserve=' in g.nginx.log(), 5,
+                 'the free space check')
+        q, b = query(g, sim)
+        refused(g, sim, 'shanghai.transit', b, q, 'card_status')
+    finally:
+        g.stop()
+
+
+def test_interval_sync(module_so, sim, redis):
+    g = Audited(module_so, sim, redis, 'sync=200ms checkpoint=10 '
+                'checkpoint_interval=1s hash=sha256', name='audit-interval')
+    try:
+        g.start()
+        got = traffic(g, sim, 60, workers=4)
+        assert all(s == 200 for s in got.values())
+        wait_checkpoint(g)
+        assert len(g.records()) == 60
+        assert {e['hash_alg'] for e in g.entries()
+                if e['type'] != 'rec'} == {'sha256'}
+        res = g.verify()
+        assert res.returncode == 0, res.stderr.decode()
+    finally:
+        g.stop()
+
+
+def test_caller_that_leaves_is_recorded(module_so, sim, redis):
+    g = Audited(module_so, sim, redis, name='audit-leave')
+    try:
+        g.start()
+        sim.fault('jiangsu.medical', 'delay', ms=1500)
+        canon, body = build(sim, 'shanghai.medical', 'medical',
+                            dest='jiangsu')
+        with pytest.raises(OSError):
+            g.post('/xr/medical/', body, caller='shanghai.medical',
+                   timeout=0.5)
+        wait_for(lambda: any(r['msg_id'] == canon['@msg_id']
+                             for r in g.records()), 10, 'the record')
+        # the destination settled: that is what the record says, though
+        # the caller never heard it
+        r = [r for r in g.records() if r['msg_id'] == canon['@msg_id']][0]
+        assert (r['outcome'], r['error']) == ('ok', ''), r
+        assert r['upstream_ms'] >= 1000 and r['latency_ms'] >= 1000
+    finally:
+        sim.clear_faults()
+        g.stop()
+
+
+# ---- configuration ----------------------------------------------------------
+
+@pytest.mark.parametrize('params,words', [
+    ('hash=md5', 'invalid parameter "hash=md5"'),
+    ('sync=never', 'invalid parameter "sync=never"'),
+    ('rotate=1k', 'a size of at least 256k'),
+    ('checkpoint=0', 'invalid parameter "checkpoint=0"'),
+    ('required=some', 'invalid parameter "required=some"'),
+    ('instance=a"b', 'invalid parameter "instance=a"b"'),
+])
+def test_conf_errors(module_so, tmp_path, params, words):
+    res, _, _ = nginx_t(module_so,
+                        http='xregion_audit %s %s;' % (tmp_path, params))
+    assert res.returncode != 0
+    assert words in res.stderr, res.stderr
+
+
+def test_conf_needs_a_key(module_so, tmp_path):
+    res, _, _ = nginx_t(module_so, http='xregion_audit %s;' % tmp_path)
+    assert res.returncode != 0
+    assert 'needs a key to sign checkpoints' in res.stderr, res.stderr
