@@ -29,7 +29,7 @@ import pytest
 from conftest import (Nginx, fixture_identifiers, free_port, make_workdir,
                       render_example, wait_for)
 from test_gateway import build, expect_error, nginx_t
-from test_audit_cli import BIN
+from test_audit_cli import BIN, relink
 
 SM3_OK = 'sm3' in hashlib.algorithms_available
 NAME = re.compile(r'^audit-(\d{20})\.jsonl$')
@@ -556,3 +556,93 @@ def test_conf_needs_a_key(module_so, tmp_path):
     res, _, _ = nginx_t(module_so, http='xregion_audit %s;' % tmp_path)
     assert res.returncode != 0
     assert 'needs a key to sign checkpoints' in res.stderr, res.stderr
+
+
+# ---- tampering with what the gateway wrote ----------------------------------
+
+INVALID = re.compile(r'^xregion: XR-AUDIT-INVALID: (.+?):(\d+): seq (\d+): '
+                     r'([a-z ]+): \S.*\n$')
+
+
+def tampered(g, tmp_path, change):
+    """A copy of the gateway's log, changed by change(lines): the verifier's
+    (line, seq, reason)."""
+    lines = change(list(g.lines()))
+    path = tmp_path / 'copy.jsonl'
+    if isinstance(lines, tuple):        # (lines, cut): truncated
+        data = b''.join(l + b'\n' for l in lines[0])[:lines[1]]
+    else:
+        data = b''.join(l + b'\n' for l in lines)
+    path.write_bytes(data)
+    res = subprocess.run([BIN, 'audit', 'verify', str(path), '--pubkey',
+                          g.pub], capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    m = INVALID.match(err)
+    assert m, err
+    return int(m.group(2)), int(m.group(3)), m.group(4)
+
+
+def flip(line):
+    i = line.index(b'"outcome":"') + len(b'"outcome":"')
+    return line[:i] + bytes([line[i] ^ 0x01]) + line[i + 1:]
+
+
+def forge_ckpt(line):
+    e = json.loads(line)
+    sig = base64.b64decode(e['sig'])
+    bad = sig[:-3] + bytes([sig[-3] ^ 0x40]) + sig[-2:]
+    return line.replace(e['sig'].encode(), base64.b64encode(bad))
+
+
+def test_tampering_is_caught(audited, sim, tmp_path):
+    g = audited
+    traffic(g, sim, 60, workers=4)
+    wait_checkpoint(g)
+    es = g.entries()
+    rec = [i for i, e in enumerate(es) if e['type'] == 'rec'][-10]
+    ck = [i for i, e in enumerate(es) if e['type'] == 'ckpt'][-1]
+    seq = es[rec]['seq']
+    # line numbers are 1-based, seq == line in a single file from seq 1
+    assert seq == rec + 1
+
+    def edit(ls):
+        ls[rec] = flip(ls[rec])
+        return ls
+    assert tampered(g, tmp_path, edit) == (rec + 1, seq, 'edited')
+
+    def delete(ls):
+        del ls[rec]
+        return ls
+    assert tampered(g, tmp_path, delete)[1:] == (seq, 'deleted')
+
+    def swap(ls):
+        ls[rec], ls[rec + 1] = ls[rec + 1], ls[rec]
+        return ls
+    line, s, why = tampered(g, tmp_path, swap)
+    assert (line, why) == (rec + 1, 'reordered') and s in (seq, seq + 1)
+
+    def truncate(ls):
+        cut = sum(len(l) + 1 for l in ls[:rec]) + 40
+        return (ls, cut)
+    assert tampered(g, tmp_path, truncate) == (rec + 1, seq,
+                                                'truncated line')
+
+    def forge(ls):
+        ls[ck] = forge_ckpt(ls[ck])
+        return ls
+    assert tampered(g, tmp_path, forge) == (ck + 1, es[ck]['seq'], 'edited')
+
+    # an attacker without the key recomputes every hash after an edit: the
+    # chain fits, no signature does
+    def forge_relinked(ls):
+        ls[ck] = forge_ckpt(ls[ck])
+        return relink(ls, ck)
+    assert tampered(g, tmp_path, forge_relinked) == (ck + 1, es[ck]['seq'],
+                                                     'bad signature')
+
+    def rewrite(ls):
+        ls[rec] = flip(ls[rec])
+        return relink(ls, rec)
+    line, s, why = tampered(g, tmp_path, rewrite)
+    assert why == 'rewritten' and s >= seq
