@@ -6,6 +6,8 @@
 #
 # DIR/ca.crt, ca.key           the private CA (EC P-256, 10 years)
 # DIR/gateway.crt, .key        the gateway's server certificate (127.0.0.1)
+# DIR/gateway-sm2.key, .pub    the gateway's SM2 signing key (answers,
+#                              audit checkpoints) and its public half
 # DIR/<name>.crt, .key         one client certificate per provincial
 #                              platform (its caller profile, as CN) and per
 #                              regulator (regulator-*), valid one year
@@ -97,6 +99,11 @@ issue() {
 }
 
 issue gateway server
+
+if [ ! -f gateway-sm2.key ]; then
+    ossl genpkey -algorithm SM2 -out gateway-sm2.key
+    ossl pkey -in gateway-sm2.key -pubout -out gateway-sm2.pub
+fi
 
 for name in "$@"; do
     issue "$name" client

@@ -63,9 +63,13 @@ class Audited:
     xregion_sign_key  %s;
     xregion_audit  %s instance=gw-e2e %s;
 %s''' % (self.key, self.dir, params, extra)
+        def without_example_audit(text):
+            text = re.sub(r'\n    xregion_audit [^;]*;', '\n', text)
+            return edit(text) if edit else text
         self.conf = render_example(module_so, sim.ports, self.prefix,
                                    self.port, extra_http=http,
-                                   redis_port=redis.port, edit=edit)
+                                   redis_port=redis.port,
+                                   edit=without_example_audit)
         self.nginx = None
 
     def start(self):
