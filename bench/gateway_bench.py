@@ -9,6 +9,8 @@ Starts on 127.0.0.1 (ports picked by the OS):
     three locations toward the same upstream: xregion (the translation
     path), plain proxy_pass (what a user would run without xregion), and
     `return 200` (nginx's ceiling);
+  - the same gateway again with `xregion_audit ... sync=always` (every
+    answer waits for its record on disk, group commit): "xregion+audit";
 then runs wrk (pinned to CPU 1) with the same request body against each,
 and prints requests/s, p50/p99 latency, worker CPU time per request (from
 /proc before and after each run) and the ratios.
@@ -203,6 +205,7 @@ def main():
     answer, dest_ct = canned_answer(domain, args.dest, args.txn)
 
     tmp = tempfile.mkdtemp(prefix="xr-bench-")
+    os.chmod(tmp, 0o755)    # the workers' user writes the audit log there
     up_port, gw_port = free_port(), free_port()
     procs = []
 
@@ -210,14 +213,28 @@ def main():
 
     up_conf = write_upstream_conf(tmp, up_port, answer, dest_ct)
 
+    # the same gateway twice: without an audit log, and with one that
+    # syncs every answer's record before the answer leaves
+    key = os.path.join(tmp, "audit-sm2.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", key],
+                   check=True, capture_output=True)
+    audit_port = free_port()
+    audit_conf = os.path.join(tmp, "gateway-audit.conf")
     gw_conf = os.path.join(tmp, "gateway.conf")
-    with open(gw_conf, "w") as f:
+    for conf, port, name, extra in (
+            (gw_conf, gw_port, "gw", ""),
+            (audit_conf, audit_port, "gwa",
+             "xregion_audit {t}/audit key={k} sync=always;".format(
+                 t=tmp, k=key))):
+      with open(conf, "w") as f:
         f.write("""
 load_module {mod};
-worker_processes 1; daemon off; pid {t}/gw.pid; error_log {t}/gw.err warn;
+worker_processes 1; daemon off; pid {t}/{name}.pid;
+error_log {t}/{name}.err warn;
 events {{ worker_connections 1024; }}
 http {{ {common}
     keepalive_requests 100000;
+    {extra}
     xregion_config {cfg};
     upstream canned {{ server 127.0.0.1:{up}; keepalive 32; }}
     xregion_route {domain} default canned;
@@ -246,14 +263,15 @@ http {{ {common}
     }}
 }}
 """.format(mod=MODULE, t=tmp, common=common, cfg=os.path.join(ROOT, "config"),
-           up=up_port, gw=gw_port, domain=domain, caller=args.caller,
-           dest=args.dest, dregion=args.dest.split(".")[0]))
+           up=up_port, gw=port, domain=domain, caller=args.caller,
+           dest=args.dest, dregion=args.dest.split(".")[0], name=name,
+           extra=extra))
 
     body_file, lua = write_post_script(tmp, request)
 
     def start(conf, cpu):
         cmd = ["taskset", "-c", str(cpu), NGINX, "-p", tmp, "-c", conf]
-        if PROFILE and conf.endswith("gateway.conf"):
+        if PROFILE and conf == gw_conf:
             # one process, profiled: XR_BENCH_CALLGRIND=<output file>
             cmd = ["valgrind", "--tool=callgrind",
                    "--callgrind-out-file=" + PROFILE, NGINX, "-p", tmp,
@@ -275,18 +293,24 @@ http {{ {common}
     try:
         start(up_conf, 1)
         gw = start(gw_conf, 0)
+        gwa = start(audit_conf, 0)
         wait_port(up_port)
         wait_port(gw_port, 60)
+        wait_port(audit_port, 60)
         time.sleep(0.3)
-        workers = worker_pids(gw.pid) or [gw.pid]
+        plain_workers = worker_pids(gw.pid) or [gw.pid]
+        audit_workers = worker_pids(gwa.pid) or [gwa.pid]
 
         results = {}
-        for name, path in (("return 200", "/return200"),
-                           ("plain proxy_pass", "/plain/"),
-                           ("xregion", "/xr/")):
+        for name, path, port in (
+                ("return 200", "/return200", gw_port),
+                ("plain proxy_pass", "/plain/", gw_port),
+                ("xregion", "/xr/", gw_port),
+                ("xregion+audit", "/xr/", audit_port)):
             if args.only and args.only not in (name, path.strip("/")):
                 continue
-            url = "http://127.0.0.1:%d%s" % (gw_port, path)
+            workers = audit_workers if port == audit_port else plain_workers
+            url = "http://127.0.0.1:%d%s" % (port, path)
             tracer = []
 
             def trace_start(path=path):
@@ -313,6 +337,10 @@ http {{ {common}
              "http://127.0.0.1:%d/xr/" % gw_port],
             capture_output=True, text=True).stdout
         answer_ok = check == "200"
+        audited = 0
+        for name in os.listdir(os.path.join(tmp, "audit")):
+            with open(os.path.join(tmp, "audit", name), "rb") as f:
+                audited += sum(1 for line in f if b'"type":"rec"' in line)
     finally:
         stop()
 
@@ -338,6 +366,15 @@ http {{ {common}
           % (100 * xr["rps"] / plain["rps"], xr["cpu_us"] / plain["cpu_us"]))
     print("plain proxy_pass / return 200: %.0f%%"
           % (100 * plain["rps"] / ret["rps"]))
+    if "xregion+audit" in results:
+        xa = results["xregion+audit"]
+        print("xregion+audit (sync=always) / xregion: %.0f%% of requests/s, "
+              "%.2fx worker CPU per request; %d records written"
+              % (100 * xa["rps"] / xr["rps"], xa["cpu_us"] / xr["cpu_us"],
+                 audited))
+        if audited < xa["requests"]:
+            print("FAILED: fewer records than requests")
+            answer_ok = False
     print("translated answer check: %s" % ("ok" if answer_ok else "FAILED"))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if answer_ok and xr["non2xx"] == 0 else 1

@@ -120,6 +120,13 @@ typedef struct {
     ngx_uint_t                      gen;
     ngx_queue_t                     waiting;    /* ctx->audit_queue */
     ngx_event_t                     sync_ev;    /* posted: group commit */
+#if (NGX_THREADS)
+    ngx_thread_pool_t              *thread_pool;
+    ngx_thread_task_t              *task;       /* the sync in a thread */
+#endif
+    ngx_uint_t                      syncing;    /* a sync is under way */
+    uint64_t                        sync_target;
+    ngx_uint_t                      sync_gen;
     ngx_event_t                     ckpt_ev;    /* posted: a claim to sign */
     ngx_event_t                     tick;
     ngx_msec_t                      synced;     /* last interval sync */
@@ -167,6 +174,22 @@ static void ngx_http_xregion_audit_ckpt_handler(ngx_event_t *ev);
 static void ngx_http_xregion_audit_sync_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_xregion_audit_sync(
     ngx_http_xregion_audit_writer_t *w);
+static ngx_int_t ngx_http_xregion_audit_sync_start(
+    ngx_http_xregion_audit_writer_t *w);
+static void ngx_http_xregion_audit_sync_done(
+    ngx_http_xregion_audit_writer_t *w, ngx_err_t err);
+static void ngx_http_xregion_audit_release(
+    ngx_http_xregion_audit_writer_t *w, ngx_uint_t all);
+#if (NGX_THREADS)
+static void ngx_http_xregion_audit_sync_thread(void *data, ngx_log_t *log);
+static void ngx_http_xregion_audit_sync_event(ngx_event_t *ev);
+
+typedef struct {
+    ngx_fd_t                        fd;     /* a dup: the worker may close
+                                               its own meanwhile */
+    ngx_err_t                       err;
+} ngx_http_xregion_audit_task_t;
+#endif
 static void ngx_http_xregion_audit_tick(ngx_event_t *ev);
 static void ngx_http_xregion_audit_entry_init(
     ngx_http_xregion_audit_writer_t *w, xr_audit_entry_t *e,
@@ -442,6 +465,17 @@ ngx_http_xregion_audit_init(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+#if (NGX_THREADS)
+    /* group commit in nginx's "default" thread pool (32 threads) */
+
+    if (ac->sync == 0) {
+        w->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (w->thread_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+#endif
+
     w->zone = ngx_shared_memory_add(cf, &ngx_http_xregion_audit_zone_name,
                                     8 * ngx_pagesize,
                                     &ngx_http_xregion_module);
@@ -576,6 +610,23 @@ ngx_http_xregion_audit_init_process(ngx_cycle_t *cycle,
     w->sync_ev.handler = ngx_http_xregion_audit_sync_handler;
     w->sync_ev.data = w;
     w->sync_ev.log = cycle->log;
+
+    w->syncing = 0;
+
+#if (NGX_THREADS)
+    if (w->thread_pool) {
+        w->task = ngx_thread_task_alloc(cycle->pool,
+                                        sizeof(ngx_http_xregion_audit_task_t));
+        if (w->task == NULL) {
+            return NGX_ERROR;
+        }
+
+        w->task->handler = ngx_http_xregion_audit_sync_thread;
+        w->task->event.handler = ngx_http_xregion_audit_sync_event;
+        w->task->event.data = w;
+        w->task->event.log = cycle->log;
+    }
+#endif
 
     w->ckpt_ev.handler = ngx_http_xregion_audit_ckpt_handler;
     w->ckpt_ev.data = w;
@@ -1692,7 +1743,9 @@ release:
 
 /*
  * Group commit: one fdatasync() for everything written so far, then the
- * answers whose records it covers go.
+ * answers whose records it covers go.  In a thread of nginx's pool when
+ * nginx has them, so that the worker goes on serving (and writing the
+ * records the next sync will cover) while the disk works; else here.
  */
 
 static void
@@ -1700,11 +1753,35 @@ ngx_http_xregion_audit_sync_handler(ngx_event_t *ev)
 {
     ngx_http_xregion_audit_writer_t *w = ev->data;
 
-    ngx_int_t                rc;
+    if (w->syncing) {
+        return;     /* its end releases what it covers, and comes back */
+    }
+
+    /* another worker's sync may already cover every waiting record */
+
+    ngx_http_xregion_audit_release(w, 0);
+
+    if (ngx_queue_empty(&w->waiting)) {
+        return;
+    }
+
+    if (ngx_http_xregion_audit_sync_start(w) != NGX_OK) {
+        ngx_http_xregion_audit_release(w, 1);
+    }
+}
+
+
+/* The answers whose records are on disk go; all: every waiting one. */
+
+static void
+ngx_http_xregion_audit_release(ngx_http_xregion_audit_writer_t *w,
+    ngx_uint_t all)
+{
+    uint64_t                 durable;
     ngx_queue_t             *q, *next;
     ngx_http_xregion_ctx_t  *ctx;
 
-    rc = ngx_http_xregion_audit_sync(w);
+    durable = w->sh->durable;
 
     for (q = ngx_queue_head(&w->waiting);
          q != ngx_queue_sentinel(&w->waiting);
@@ -1713,7 +1790,7 @@ ngx_http_xregion_audit_sync_handler(ngx_event_t *ev)
         next = ngx_queue_next(q);
         ctx = ngx_queue_data(q, ngx_http_xregion_ctx_t, audit_queue);
 
-        if (rc == NGX_OK && ctx->audit_seq > w->sh->durable) {
+        if (!all && ctx->audit_seq > durable) {
             continue;
         }
 
@@ -1722,11 +1799,123 @@ ngx_http_xregion_audit_sync_handler(ngx_event_t *ev)
 
         ngx_http_xregion_answer_release(ctx->request);
     }
+}
+
+
+/*
+ * Takes what the sync will cover under the lock, then syncs: in a thread
+ * (NGX_OK, the end comes as an event) or at once (NGX_OK after
+ * sync_done()).  NGX_ERROR: no sync could start.
+ */
+
+static ngx_int_t
+ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
+{
+    ngx_err_t                     err;
+    ngx_http_xregion_audit_sh_t  *sh;
+
+    sh = w->sh;
+
+    ngx_shmtx_lock(&w->shpool->mutex);
+
+    if ((w->fd == NGX_INVALID_FILE || w->gen != sh->gen)
+        && ngx_http_xregion_audit_reopen_locked(w) != NGX_OK)
+    {
+        ngx_shmtx_unlock(&w->shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    w->sync_target = sh->head.seq;
+    w->sync_gen = sh->gen;
+
+    ngx_shmtx_unlock(&w->shpool->mutex);
+
+    w->syncing = 1;
+
+#if (NGX_THREADS)
+    if (w->task) {
+        ngx_http_xregion_audit_task_t  *t = w->task->ctx;
+
+        t->fd = dup(w->fd);
+        t->err = 0;
+
+        if (t->fd != -1) {
+            if (ngx_thread_task_post(w->thread_pool, w->task) == NGX_OK) {
+                return NGX_OK;
+            }
+
+            close(t->fd);
+        }
+    }
+#endif
+
+    err = (fdatasync(w->fd) == -1) ? ngx_errno : 0;
+
+    ngx_http_xregion_audit_sync_done(w, err);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_xregion_audit_sync_done(ngx_http_xregion_audit_writer_t *w,
+    ngx_err_t err)
+{
+    ngx_http_xregion_audit_sh_t  *sh;
+
+    sh = w->sh;
+    w->syncing = 0;
+
+    if (err) {
+        ngx_log_error(NGX_LOG_ERR, w->log, err,
+                      "xregion: fdatasync() of the audit file failed: the "
+                      "answers waiting for it go without it");
+        sh->failing = 1;
+        ngx_http_xregion_audit_release(w, 1);
+        return;
+    }
+
+    ngx_shmtx_lock(&w->shpool->mutex);
+
+    /* after a rotation, the rotating worker synced the old file itself */
+
+    if (sh->gen == w->sync_gen && sh->durable < w->sync_target) {
+        sh->durable = w->sync_target;
+    }
+
+    ngx_shmtx_unlock(&w->shpool->mutex);
+
+    ngx_http_xregion_audit_release(w, 0);
 
     if (!ngx_queue_empty(&w->waiting) && !w->sync_ev.posted) {
         ngx_post_event(&w->sync_ev, &ngx_posted_events);
     }
 }
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_xregion_audit_sync_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_xregion_audit_task_t *t = data;
+
+    t->err = (fdatasync(t->fd) == -1) ? ngx_errno : 0;
+    close(t->fd);
+}
+
+
+static void
+ngx_http_xregion_audit_sync_event(ngx_event_t *ev)
+{
+    ngx_http_xregion_audit_writer_t *w = ev->data;
+
+    ngx_http_xregion_audit_task_t  *t = w->task->ctx;
+
+    ngx_http_xregion_audit_sync_done(w, t->err);
+}
+
+#endif
 
 
 static ngx_int_t

@@ -58,7 +58,10 @@ if [ ! -f objs/Makefile ] || [ "$(cat objs/.xregion-stamp 2>/dev/null)" != "$sta
 then
     # Build as Debian builds its nginx (nginx -V): -O2 and the hardening
     # flags; nginx's own default would be -O, about a third slower here.
-    run ./configure --with-compat --add-dynamic-module="$repo/module" \
+    # --with-threads as Debian's nginx has it: the audit log syncs in
+    # nginx's thread pool
+    run ./configure --with-compat --with-threads \
+        --add-dynamic-module="$repo/module" \
         --with-cc-opt="-g -O2 -fstack-protector-strong -Wformat \
 -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2"
 
