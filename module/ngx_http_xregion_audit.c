@@ -605,6 +605,15 @@ ngx_http_xregion_audit_init_process(ngx_cycle_t *cycle,
     w->fd = NGX_INVALID_FILE;
     w->gen = 0;
     w->log = cycle->log;
+
+    /* said once at start, not at each refused transaction */
+
+    if (access((const char *) xmcf->audit->dir.data, W_OK|X_OK) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "xregion_audit: the workers' user cannot write in "
+                      "\"%V\": no record can be written and money "
+                      "transactions are refused", &xmcf->audit->dir);
+    }
     ngx_queue_init(&w->waiting);
 
     w->sync_ev.handler = ngx_http_xregion_audit_sync_handler;
@@ -657,6 +666,20 @@ ngx_http_xregion_audit_exit_process(void)
     if (w == NULL) {
         return;
     }
+
+    /* a clean stop leaves the log signed to its end */
+
+    if (!w->claimed && w->sh->recover == 0) {
+        ngx_shmtx_lock(&w->shpool->mutex);
+
+        if (ngx_http_xregion_audit_claim_locked(w, 2, &w->claim) == NGX_OK) {
+            w->claimed = 1;
+        }
+
+        ngx_shmtx_unlock(&w->shpool->mutex);
+    }
+
+    ngx_http_xregion_audit_checkpoint(w);
 
     if (w->fd != NGX_INVALID_FILE) {
         (void) ngx_http_xregion_audit_sync(w);
@@ -1614,7 +1637,8 @@ ngx_http_xregion_audit_today(void)
 
 /*
  * A checkpoint's range, claimed so that no other worker signs it: every
- * ckpt_records records (by_time 0) or every ckpt_interval (by_time 1),
+ * ckpt_records records (by_time 0), every ckpt_interval (by_time 1) or
+ * now (by_time 2: the worker exits),
  * and only when the range holds an entry other than a checkpoint (else
  * checkpoints would sign each other forever).
  */
@@ -1638,7 +1662,10 @@ ngx_http_xregion_audit_claim_locked(ngx_http_xregion_audit_writer_t *w,
         return NGX_DECLINED;
     }
 
-    if (by_time) {
+    if (by_time == 2) {
+        /* now */
+
+    } else if (by_time) {
         if (now - sh->ckpt_time < w->conf->ckpt_interval) {
             return NGX_DECLINED;
         }

@@ -167,8 +167,20 @@ echo "==== starting nginx on 127.0.0.1:$port"
     --gateway-port "$port" --tls-port "$tls_port" --redis-port "$redis_port" \
     --pki "$pki" --out "$dir/nginx.conf"
 
-"$nginx" -t -q -p "$dir" -c "$dir/nginx.conf"
-"$nginx" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
+# The workers (user nobody) write the audit log and temporary files in
+# directories nginx makes for them under $dir: in a checkout under a
+# private home directory they cannot reach them, and then they run as the
+# user that runs the demo.
+globals='daemon off;'
+if [ "$(id -u)" = 0 ] && ! setpriv --reuid=65534 --regid=65534 \
+        --clear-groups test -x "$dir" 2>/dev/null; then
+    echo "demo: the workers' user (nobody) cannot reach ${dir#$repo/}:" \
+         "they run as root"
+    globals='daemon off; user root;'
+fi
+
+"$nginx" -t -q -p "$dir" -c "$dir/nginx.conf" -g "$globals"
+"$nginx" -p "$dir" -c "$dir/nginx.conf" -g "$globals" \
     >"$dir/nginx.out" 2>&1 &
 nginx_pid=$!
 
@@ -200,6 +212,10 @@ Redis (cached answers, money transactions done once): 127.0.0.1:$redis_port,
 keys under xregion: (redis-cli -p $redis_port --scan). Send a settlement
 twice: the second answer is the recorded one (idempotency=REPLAY in
 ${dir#$repo/}/access.log) and the simulator sees it once.
+Audit trail (one record per transaction, hash-chained, signed checkpoints):
+${dir#$repo/}/audit/audit-*.jsonl; verify it as a regulator does:
+    build/xregion audit verify ${dir#$repo/}/audit/audit-*.jsonl \\
+        --pubkey ${pki#$repo/}/gateway-sm2.pub
 EOF
 
 # caller profile, domain, destination profile (for its log), fixture

@@ -276,6 +276,9 @@ def test_restart_continues_the_chain(module_so, sim, redis):
         g.start()
         traffic(g, sim, 12, workers=2)
         g.stop()
+        # a clean stop leaves the log signed to its end
+        es = g.entries()
+        assert es[-1]['type'] == 'ckpt' and es[-1]['last'] == es[-2]['seq']
         n = len(g.lines())
         g.start()
         traffic(g, sim, 12, workers=2)
