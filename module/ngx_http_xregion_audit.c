@@ -966,9 +966,9 @@ ngx_http_xregion_audit_outcome(ngx_http_request_t *r,
         return;
     }
 
-    /* the gateway's error: was anything sent? */
+    /* the gateway's error: was anything sent?  (no answer at all: failed) */
 
-    if (ctx->sr) {
+    if (ctx->sr || ctx->ending) {
         ngx_http_xregion_audit_set(&rec->outcome, "failed");
 
     } else {
