@@ -148,6 +148,8 @@ ngx_http_xregion_answer_error(ngx_http_request_t *r,
 
     info = xr_error_info(err);
 
+    ngx_http_xregion_metrics_error(err);
+
     if (fmt) {
         va_start(args, fmt);
         p = ngx_vslprintf(raw, raw + sizeof(raw), fmt, args);
@@ -239,6 +241,12 @@ ngx_http_xregion_answer_plain(ngx_http_request_t *r,
 
     info = xr_error_info(err);
 
+    /* called by answer_error() when no caller format works: counted there */
+
+    if (ctx->outcome.len == 0) {
+        ngx_http_xregion_metrics_error(err);
+    }
+
     va_start(args, fmt);
     p = ngx_vslprintf(raw, raw + sizeof(raw), fmt, args);
     va_end(args);
@@ -316,6 +324,10 @@ ngx_http_xregion_send(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_xregion_module);
+
+    if (ctx && !ctx->held) {
+        ngx_http_xregion_metrics_count(r, ctx);
+    }
 
     if (ctx && !ctx->held
         && ngx_http_xregion_audit_record(r, ctx) == NGX_AGAIN)

@@ -126,6 +126,7 @@ typedef struct {
 #endif
     ngx_uint_t                      syncing;    /* a sync is under way */
     uint64_t                        sync_target;
+    uint64_t                        sync_started;   /* us, monotonic */
     ngx_uint_t                      sync_gen;
     ngx_event_t                     ckpt_ev;    /* posted: a claim to sign */
     ngx_event_t                     tick;
@@ -776,7 +777,8 @@ ngx_http_xregion_audit_record(ngx_http_request_t *r,
 {
     u_char                           *line;
     size_t                            size;
-    uint64_t                          seq;
+    uint64_t                          seq, start;
+    ngx_int_t                         rc;
     xr_ctx_t                          xctx;
     ngx_time_t                       *tp;
     xr_audit_prep_t                   prep;
@@ -850,9 +852,13 @@ ngx_http_xregion_audit_record(ngx_http_request_t *r,
         goto failed;
     }
 
-    if (ngx_http_xregion_audit_append(w, &prep, line, size, r->pool, &seq, 1)
-        != NGX_OK)
-    {
+    start = ngx_http_xregion_now_us();
+
+    rc = ngx_http_xregion_audit_append(w, &prep, line, size, r->pool, &seq, 1);
+
+    ngx_http_xregion_metrics_audit(0, ngx_http_xregion_now_us() - start);
+
+    if (rc != NGX_OK) {
         (void) ngx_atomic_fetch_add(&w->sh->lost, 1);
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -917,62 +923,70 @@ ngx_http_xregion_audit_cancel(void *data)
 
 
 /*
- * outcome and error of the record (docs/regulators.md): ctx->outcome is
- * "ok", the destination's "BIZ-..." refusal or the gateway's XR- error.
+ * The outcome class of a transaction (docs/regulators.md), shared with the
+ * metrics: ctx->outcome is "ok", the destination's "BIZ-..." refusal or
+ * the gateway's XR- error.
  */
 
-static void
-ngx_http_xregion_audit_outcome(ngx_http_request_t *r,
-    ngx_http_xregion_ctx_t *ctx, xr_audit_rec_t *rec)
+ngx_str_t  ngx_http_xregion_outcomes[] = {
+    ngx_string("ok"),
+    ngx_string("cached"),
+    ngx_string("replayed"),
+    ngx_string("biz_error"),
+    ngx_string("rejected"),
+    ngx_string("failed"),
+    ngx_null_string
+};
+
+
+ngx_uint_t
+ngx_http_xregion_outcome_class(ngx_http_xregion_ctx_t *ctx)
 {
-    ngx_uint_t  again;
+    if (ctx->cache.len == 3 && ngx_strncmp(ctx->cache.data, "HIT", 3) == 0) {
+        return NGX_HTTP_XREGION_CACHED;
+    }
 
-    again = (ctx->cache.len == 3
-             && ngx_strncmp(ctx->cache.data, "HIT", 3) == 0);
-
-    if (again) {
-        ngx_http_xregion_audit_set(&rec->outcome, "cached");
-
-    } else if ((ctx->idempotency.len == 6
-                && ngx_strncmp(ctx->idempotency.data, "REPLAY", 6) == 0)
-               || (ctx->idempotency.len == 6
-                   && ngx_strncmp(ctx->idempotency.data, "WAITED", 6) == 0))
+    if (ctx->idempotency.len == 6
+        && (ngx_strncmp(ctx->idempotency.data, "REPLAY", 6) == 0
+            || ngx_strncmp(ctx->idempotency.data, "WAITED", 6) == 0))
     {
-        again = 1;
-        ngx_http_xregion_audit_set(&rec->outcome, "replayed");
+        return NGX_HTTP_XREGION_REPLAYED;
     }
 
     if (ctx->outcome.len == 2 && ngx_strncmp(ctx->outcome.data, "ok", 2) == 0)
     {
-        if (!again) {
-            ngx_http_xregion_audit_set(&rec->outcome, "ok");
-        }
-
-        ngx_http_xregion_audit_set(&rec->error, "");
-        return;
-    }
-
-    rec->error = ngx_http_xregion_xstr(&ctx->outcome);
-
-    if (again) {
-        return;
+        return NGX_HTTP_XREGION_OK;
     }
 
     if (ctx->ans && !ctx->ans->ok
         && ctx->outcome.len >= 4
         && ngx_strncmp(ctx->outcome.data, "BIZ-", 4) == 0)
     {
-        ngx_http_xregion_audit_set(&rec->outcome, "biz_error");
-        return;
+        return NGX_HTTP_XREGION_BIZ_ERROR;
     }
 
     /* the gateway's error: was anything sent?  (no answer at all: failed) */
 
-    if (ctx->sr || ctx->ending) {
-        ngx_http_xregion_audit_set(&rec->outcome, "failed");
+    return (ctx->sr || ctx->ending) ? NGX_HTTP_XREGION_FAILED
+                                    : NGX_HTTP_XREGION_REJECTED;
+}
+
+
+static void
+ngx_http_xregion_audit_outcome(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_audit_rec_t *rec)
+{
+    ngx_str_t  *name;
+
+    name = &ngx_http_xregion_outcomes[ngx_http_xregion_outcome_class(ctx)];
+    rec->outcome = ngx_http_xregion_xstr(name);
+
+    if (ctx->outcome.len == 2 && ngx_strncmp(ctx->outcome.data, "ok", 2) == 0)
+    {
+        ngx_http_xregion_audit_set(&rec->error, "");
 
     } else {
-        ngx_http_xregion_audit_set(&rec->outcome, "rejected");
+        rec->error = ngx_http_xregion_xstr(&ctx->outcome);
     }
 }
 
@@ -1854,6 +1868,7 @@ ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
 
     w->sync_target = sh->head.seq;
     w->sync_gen = sh->gen;
+    w->sync_started = ngx_http_xregion_now_us();
 
     ngx_shmtx_unlock(&w->shpool->mutex);
 
@@ -1892,6 +1907,9 @@ ngx_http_xregion_audit_sync_done(ngx_http_xregion_audit_writer_t *w,
 
     sh = w->sh;
     w->syncing = 0;
+
+    ngx_http_xregion_metrics_audit(1, ngx_http_xregion_now_us()
+                                      - w->sync_started);
 
     if (err) {
         ngx_log_error(NGX_LOG_ERR, w->log, err,
@@ -2066,4 +2084,41 @@ ngx_http_xregion_audit_tick(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, next);
+}
+
+
+/*
+ * The writer's state for health checks and metrics, without the lock
+ * (values a scrape may see a moment old).  NGX_DECLINED: no audit log.
+ */
+
+ngx_int_t
+ngx_http_xregion_audit_status(ngx_http_xregion_main_conf_t *xmcf,
+    ngx_http_xregion_audit_status_t *st)
+{
+    ngx_http_xregion_audit_sh_t      *sh;
+    ngx_http_xregion_audit_writer_t  *w;
+
+    ngx_memzero(st, sizeof(ngx_http_xregion_audit_status_t));
+
+    if (xmcf->audit == NULL || xmcf->audit->writer == NULL) {
+        return NGX_DECLINED;
+    }
+
+    w = xmcf->audit->writer;
+    sh = w->sh;
+
+    if (sh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    st->failing = sh->failing;
+    st->low_space = sh->low_space;
+    st->records = sh->records;
+    st->lost = sh->lost;
+    st->head = sh->head.seq;
+    st->durable = sh->durable;
+    st->signed_upto = sh->ckpt_upto;
+
+    return NGX_OK;
 }

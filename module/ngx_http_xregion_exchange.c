@@ -1148,6 +1148,7 @@ ngx_http_xregion_cleanup(void *data)
             ngx_str_set(&ctx->outcome, "XR-INTERNAL");
         }
 
+        ngx_http_xregion_metrics_count(ctx->request, ctx);
         (void) ngx_http_xregion_audit_record(ctx->request, ctx);
     }
 

@@ -224,6 +224,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       offsetof(ngx_http_xregion_loc_conf_t, limit_dests),
       NULL },
 
+    { ngx_string("xregion_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_xregion_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_audit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_audit_directive,
@@ -565,6 +572,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_xregion_metrics_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_xregion_filters_init(cf);
 }
 
@@ -680,6 +691,10 @@ ngx_http_xregion_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_http_xregion_metrics_init_process(cycle, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (xmcf->redis == NULL || xmcf->endpoints.nelts == 0) {
         return NGX_OK;
     }
@@ -693,6 +708,7 @@ ngx_http_xregion_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_xregion_redis_exit_process(cycle);
     ngx_http_xregion_audit_exit_process();
+    ngx_http_xregion_metrics_exit_process();
     ngx_http_xregion_exit(cycle);
 }
 

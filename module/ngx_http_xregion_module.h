@@ -27,6 +27,10 @@
  *                                 commit, checkpoints, rotation, restart)
  *   ngx_http_xregion_audit_pull.c xregion_audit_pull: the regulators' pull
  *                                 API over the audit files
+ *   ngx_http_xregion_metrics.c    xregion_metrics: Prometheus counters in
+ *                                 shared memory
+ *   ngx_http_xregion_health.c     xregion_health: for load balancers, and
+ *                                 the maintenance drain
  *
  * Configuration data (xr_config_t, route tables) is built at configuration
  * time and read-only afterwards.  Everything a request needs lives in its
@@ -188,6 +192,16 @@ typedef struct {
 } ngx_http_xregion_limit_t;
 
 
+/* ngx_http_xregion_outcome_class(): docs/regulators.md's outcomes */
+#define NGX_HTTP_XREGION_OK           0
+#define NGX_HTTP_XREGION_CACHED       1
+#define NGX_HTTP_XREGION_REPLAYED     2
+#define NGX_HTTP_XREGION_BIZ_ERROR    3
+#define NGX_HTTP_XREGION_REJECTED     4
+#define NGX_HTTP_XREGION_FAILED       5
+#define NGX_HTTP_XREGION_NOUTCOMES    6
+
+
 /* xregion_audit required= */
 #define NGX_HTTP_XREGION_AUDIT_MONEY  0     /* money txns need the log */
 #define NGX_HTTP_XREGION_AUDIT_ALL    1     /* every txn needs it */
@@ -222,6 +236,18 @@ typedef struct {
     ngx_uint_t                  line;
     void                       *writer;     /* ngx_http_xregion_audit.c's */
 } ngx_http_xregion_audit_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  failing;    /* the last write failed */
+    ngx_uint_t                  low_space;  /* free space below reserve= */
+    uint64_t                    records;    /* written since the zone was
+                                               made */
+    uint64_t                    lost;       /* not written */
+    uint64_t                    head;       /* the chain's last seq */
+    uint64_t                    durable;    /* synced up to */
+    uint64_t                    signed_upto;    /* claimed by a checkpoint */
+} ngx_http_xregion_audit_status_t;
 
 
 /* One xregion_dest_profile directive. */
@@ -264,6 +290,8 @@ typedef struct {
     ngx_http_xregion_audit_conf_t  *audit;      /* NULL: no xregion_audit */
     ngx_array_t                *regulators;     /* xregion_audit_regulator
                                                    (audit_pull.c's) */
+    void                       *metrics;        /* ngx_http_xregion_metrics.c's
+                                                 */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -396,6 +424,7 @@ typedef struct {
     unsigned                    body_started:1; /* the body is being read */
     unsigned                    held:1;         /* the answer waits */
     unsigned                    ending:1;       /* freed without an answer */
+    unsigned                    counted:1;      /* in the metrics */
     uint64_t                    audit_seq;
     ngx_queue_t                 audit_queue;
 
@@ -543,6 +572,10 @@ ngx_int_t ngx_http_xregion_audit_admit(ngx_http_request_t *r,
 ngx_int_t ngx_http_xregion_audit_record(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
 uint64_t ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf);
+ngx_uint_t ngx_http_xregion_outcome_class(ngx_http_xregion_ctx_t *ctx);
+ngx_int_t ngx_http_xregion_audit_status(ngx_http_xregion_main_conf_t *xmcf,
+    ngx_http_xregion_audit_status_t *st);
+extern ngx_str_t  ngx_http_xregion_outcomes[];
 
 
 /* ngx_http_xregion_audit_pull.c */
@@ -550,6 +583,24 @@ char *ngx_http_xregion_audit_pull_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 char *ngx_http_xregion_audit_regulator_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+
+
+/* ngx_http_xregion_metrics.c */
+char *ngx_http_xregion_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_metrics_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_metrics_init_process(ngx_cycle_t *cycle,
+    ngx_http_xregion_main_conf_t *xmcf);
+void ngx_http_xregion_metrics_exit_process(void);
+void ngx_http_xregion_metrics_count(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+void ngx_http_xregion_metrics_error(xr_err_e err);
+void ngx_http_xregion_metrics_audit(ngx_uint_t sync, uint64_t us);
+ngx_int_t ngx_http_xregion_metrics_redis(ngx_uint_t *configured,
+    ngx_uint_t *up, ngx_uint_t *workers);
+void ngx_http_xregion_metrics_maintenance(ngx_uint_t on);
+uint64_t ngx_http_xregion_now_us(void);
 
 
 /* ngx_http_xregion_filter.c */
