@@ -392,6 +392,12 @@ ngx_http_xregion_send_now(ngx_http_request_t *r, ngx_uint_t status,
 
     ngx_http_xregion_sign_answer(r, status, data, len);
 
+    /* a drained instance sends its callers' next requests elsewhere */
+
+    if (ngx_http_xregion_metrics_draining()) {
+        r->keepalive = 0;
+    }
+
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 

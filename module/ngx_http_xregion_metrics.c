@@ -360,6 +360,8 @@ ngx_http_xregion_metrics_tick(ngx_event_t *ev)
 static void
 ngx_http_xregion_metrics_slot(void)
 {
+    ngx_uint_t                       on;
+    ngx_file_info_t                  fi;
     ngx_http_xregion_metrics_t      *m;
     ngx_http_xregion_main_conf_t    *xmcf;
     ngx_http_xregion_redis_stats_t  *rs;
@@ -373,6 +375,25 @@ ngx_http_xregion_metrics_slot(void)
 
     xmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_xregion_module);
+
+    /* the maintenance file (xregion_health): every worker looks, one
+       second apart at most */
+
+    if (xmcf && xmcf->maintenance_file.len) {
+        on = (ngx_file_info(xmcf->maintenance_file.data, &fi)
+              != NGX_FILE_ERROR);
+
+        if (on != m->sh->maintenance) {
+            m->sh->maintenance = on;
+
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "xregion: maintenance %s (\"%V\" %s): health "
+                          "answers %s", on ? "on" : "off",
+                          &xmcf->maintenance_file,
+                          on ? "exists" : "is gone",
+                          on ? "503, draining" : "200 again");
+        }
+    }
 
     slot = &m->sh->workers[ngx_worker];
     rs = ngx_http_xregion_redis_stats();
@@ -421,12 +442,11 @@ ngx_http_xregion_metrics_redis(ngx_uint_t *configured, ngx_uint_t *up,
 }
 
 
-void
-ngx_http_xregion_metrics_maintenance(ngx_uint_t on)
+ngx_uint_t
+ngx_http_xregion_metrics_draining(void)
 {
-    if (ngx_http_xregion_metrics_worker) {
-        ngx_http_xregion_metrics_worker->sh->maintenance = on;
-    }
+    return ngx_http_xregion_metrics_worker
+           && ngx_http_xregion_metrics_worker->sh->maintenance;
 }
 
 

@@ -231,6 +231,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xregion_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_xregion_health_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_audit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_audit_directive,

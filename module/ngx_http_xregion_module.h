@@ -292,6 +292,7 @@ typedef struct {
                                                    (audit_pull.c's) */
     void                       *metrics;        /* ngx_http_xregion_metrics.c's
                                                  */
+    ngx_str_t                   maintenance_file;   /* xregion_health's */
 } ngx_http_xregion_main_conf_t;
 
 
@@ -330,6 +331,8 @@ typedef struct {
     ngx_array_t                *limit_dests;
     ngx_http_xregion_limit_t  **limit_by_caller;    /* [profile index] */
     ngx_http_xregion_limit_t  **limit_by_dest;      /* [region index] */
+
+    void                       *health;         /* xregion_health's */
 } ngx_http_xregion_loc_conf_t;
 
 
@@ -599,7 +602,12 @@ void ngx_http_xregion_metrics_error(xr_err_e err);
 void ngx_http_xregion_metrics_audit(ngx_uint_t sync, uint64_t us);
 ngx_int_t ngx_http_xregion_metrics_redis(ngx_uint_t *configured,
     ngx_uint_t *up, ngx_uint_t *workers);
-void ngx_http_xregion_metrics_maintenance(ngx_uint_t on);
+ngx_uint_t ngx_http_xregion_metrics_draining(void);
+
+
+/* ngx_http_xregion_health.c */
+char *ngx_http_xregion_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 uint64_t ngx_http_xregion_now_us(void);
 
 
