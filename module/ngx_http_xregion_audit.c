@@ -129,6 +129,9 @@ typedef struct {
     uint64_t                        sync_started;   /* us, monotonic */
     ngx_uint_t                      sync_gen;
     ngx_event_t                     ckpt_ev;    /* posted: a claim to sign */
+    ngx_event_t                     hold_ev;    /* a timer while answers
+                                                   wait: an exiting worker
+                                                   waits for them too */
     ngx_event_t                     tick;
     ngx_msec_t                      synced;     /* last interval sync */
     ngx_http_xregion_audit_claim_t  claim;      /* to sign (ckpt_ev) */
@@ -192,6 +195,7 @@ typedef struct {
 } ngx_http_xregion_audit_task_t;
 #endif
 static void ngx_http_xregion_audit_tick(ngx_event_t *ev);
+static void ngx_http_xregion_audit_hold_handler(ngx_event_t *ev);
 static void ngx_http_xregion_audit_entry_init(
     ngx_http_xregion_audit_writer_t *w, xr_audit_entry_t *e,
     xr_audit_type_e type);
@@ -638,6 +642,10 @@ ngx_http_xregion_audit_init_process(ngx_cycle_t *cycle,
     }
 #endif
 
+    w->hold_ev.handler = ngx_http_xregion_audit_hold_handler;
+    w->hold_ev.data = w;
+    w->hold_ev.log = cycle->log;
+
     w->ckpt_ev.handler = ngx_http_xregion_audit_ckpt_handler;
     w->ckpt_ev.data = w;
     w->ckpt_ev.log = cycle->log;
@@ -889,6 +897,10 @@ ngx_http_xregion_audit_record(ngx_http_request_t *r,
 
     ngx_queue_insert_tail(&w->waiting, &ctx->audit_queue);
     ctx->audit_wait = 1;
+
+    if (!w->hold_ev.timer_set) {
+        ngx_add_timer(&w->hold_ev, 1000);
+    }
 
     if (!w->sync_ev.posted) {
         ngx_post_event(&w->sync_ev, &ngx_posted_events);
@@ -1809,6 +1821,29 @@ ngx_http_xregion_audit_sync_handler(ngx_event_t *ev)
     if (ngx_http_xregion_audit_sync_start(w) != NGX_OK) {
         ngx_http_xregion_audit_release(w, 1);
     }
+}
+
+
+/*
+ * Not cancelable: nginx lets an exiting worker go once only cancelable
+ * timers are left, and a held answer has none of its own.  Also a safety
+ * net: a wait that nothing ends starts a sync.
+ */
+
+static void
+ngx_http_xregion_audit_hold_handler(ngx_event_t *ev)
+{
+    ngx_http_xregion_audit_writer_t *w = ev->data;
+
+    if (ngx_queue_empty(&w->waiting) && !w->syncing) {
+        return;
+    }
+
+    if (!w->syncing && !w->sync_ev.posted) {
+        ngx_post_event(&w->sync_ev, &ngx_posted_events);
+    }
+
+    ngx_add_timer(ev, 1000);
 }
 
 
