@@ -51,12 +51,15 @@ def test_healthy(watched):
 def test_redis_stops_and_comes_back(watched):
     g = watched
     g.redis.stop()
-    wait_for(lambda: health(g)[0] == 503, 10, 'unhealthy')
+    # each worker has its own connection: every one must have seen it
+    wait_for(lambda: all(health(g)[0] == 503 for _ in range(4)), 10,
+             'unhealthy')
     status, body, _ = health(g)
     assert body['status'] == 'unhealthy'
     assert body['checks']['redis'] == 'down'
     g.redis.start()
-    wait_for(lambda: health(g)[0] == 200, 20, 'healthy again')
+    wait_for(lambda: all(health(g)[0] == 200 for _ in range(4)), 20,
+             'healthy again')
     assert health(g)[1]['checks']['redis'] == 'up'
 
 
