@@ -107,6 +107,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_xregion_audit_conf_t  *conf;
+    ngx_cycle_t                    *cycle;      /* the one configured */
     ngx_shm_zone_t                 *zone;
     ngx_slab_pool_t                *shpool;
     ngx_http_xregion_audit_sh_t    *sh;
@@ -426,6 +427,7 @@ ngx_http_xregion_audit_init(ngx_conf_t *cf,
     }
 
     w->conf = ac;
+    w->cycle = cf->cycle;
     w->fd = NGX_INVALID_FILE;
 
     xr_ctx_init(&ctx, xmcf->pool);
@@ -470,7 +472,7 @@ ngx_http_xregion_audit_init_zone(ngx_shm_zone_t *zone, void *data)
     w = zone->data;
     w->shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
-    if (ngx_http_xregion_audit_mkdir((ngx_cycle_t *) ngx_cycle, w->conf)
+    if (ngx_http_xregion_audit_mkdir(w->cycle, w->conf)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -606,12 +608,18 @@ ngx_http_xregion_audit_exit_process(void)
 }
 
 
-/* The chain's last seq as this worker sees it (for the pull API). */
+/*
+ * The chain's last seq as this worker sees it (for the pull API).  Before
+ * the first write since nginx started the head is still in the files: it
+ * is read now, as the first write would (with its "restart" entry), so
+ * that a pull does not wait for a transaction to see the log.
+ */
 
 uint64_t
 ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf)
 {
     uint64_t                          seq;
+    ngx_pool_t                       *pool;
     ngx_http_xregion_audit_writer_t  *w;
 
     if (xmcf->audit == NULL || xmcf->audit->writer == NULL) {
@@ -624,9 +632,25 @@ ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf)
         return 0;
     }
 
+    pool = NULL;
+
     ngx_shmtx_lock(&w->shpool->mutex);
+
+    if (w->sh->recover) {
+        pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, w->log);
+
+        if (pool) {
+            (void) ngx_http_xregion_audit_ready_locked(w, 0, pool);
+        }
+    }
+
     seq = w->sh->head.seq;
+
     ngx_shmtx_unlock(&w->shpool->mutex);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     return seq;
 }

@@ -231,6 +231,20 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xregion_audit_regulator"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_xregion_audit_regulator_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_audit_pull"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xregion_audit_pull_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_replay_guard"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_replay_guard_directive,
@@ -525,7 +539,7 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        return NGX_OK;
+        return ngx_http_xregion_audit_pull_init(cf, xmcf);
     }
 
     xmcf->pool = ngx_http_xregion_pool_create(cf->pool);
@@ -562,6 +576,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_audit_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_audit_pull_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
