@@ -162,6 +162,8 @@ typedef enum {
     XR_E_AUDIT_INVALID,     /* an audit log that does not verify */
     XR_E_AUDIT_UNAVAILABLE, /* the audit log cannot take records */
     XR_E_CALLER_CLOSED,     /* the caller left before its answer */
+    XR_E_NOT_FOUND,         /* the audit pull API: no such resource */
+    XR_E_METHOD_NOT_ALLOWED,
     XR_E_LAST
 } xr_err_e;
 

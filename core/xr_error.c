@@ -100,6 +100,10 @@ static const xr_error_info_t  xr_errors[XR_E_LAST] = {
     [XR_E_CALLER_CLOSED] =      { "XR-CALLER-CLOSED", 499, 1,
                                   "the caller closed the connection before "
                                   "its answer" },
+    [XR_E_NOT_FOUND] =          { "XR-NOT-FOUND", 404, 1,
+                                  "no such resource" },
+    [XR_E_METHOD_NOT_ALLOWED] = { "XR-METHOD-NOT-ALLOWED", 405, 1,
+                                  "method not allowed" },
 };
 
 

@@ -700,12 +700,18 @@ ngx_http_xregion_audit_exit_process(void)
 }
 
 
-/* The chain's last seq as this worker sees it (for the pull API). */
+/*
+ * The chain's last seq as this worker sees it (for the pull API).  Before
+ * the first write since nginx started the head is still in the files: it
+ * is read now, as the first write would (with its "restart" entry), so
+ * that a pull does not wait for a transaction to see the log.
+ */
 
 uint64_t
 ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf)
 {
     uint64_t                          seq;
+    ngx_pool_t                       *pool;
     ngx_http_xregion_audit_writer_t  *w;
 
     if (xmcf->audit == NULL || xmcf->audit->writer == NULL) {
@@ -718,9 +724,25 @@ ngx_http_xregion_audit_head(ngx_http_xregion_main_conf_t *xmcf)
         return 0;
     }
 
+    pool = NULL;
+
     ngx_shmtx_lock(&w->shpool->mutex);
+
+    if (w->sh->recover) {
+        pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, w->log);
+
+        if (pool) {
+            (void) ngx_http_xregion_audit_ready_locked(w, 0, pool);
+        }
+    }
+
     seq = w->sh->head.seq;
+
     ngx_shmtx_unlock(&w->shpool->mutex);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     return seq;
 }

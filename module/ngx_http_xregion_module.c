@@ -245,6 +245,20 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xregion_audit_regulator"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_xregion_audit_regulator_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("xregion_audit_pull"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_xregion_audit_pull_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_replay_guard"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_replay_guard_directive,
@@ -539,7 +553,15 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
             return NGX_ERROR;
         }
 
-        return NGX_OK;
+        if (xmcf->audit) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"xregion_audit\" needs \"xregion_config\" in "
+                          "the http block in %V:%ui",
+                          &xmcf->audit->file, xmcf->audit->line);
+            return NGX_ERROR;
+        }
+
+        return ngx_http_xregion_audit_pull_init(cf, xmcf);
     }
 
     xmcf->pool = ngx_http_xregion_pool_create(cf->pool);
@@ -580,6 +602,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_metrics_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_audit_pull_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -26,7 +26,9 @@
  *                                 (chain in shared memory, files, group
  *                                 commit, checkpoints, rotation, restart)
  *   ngx_http_xregion_audit_pull.c xregion_audit_pull: the regulators' pull
- *                                 API over the audit files
+ *                                 API over the audit files (its own module,
+ *                                 ngx_http_xregion_audit_pull_module, holds
+ *                                 its configuration and request context)
  *   ngx_http_xregion_metrics.c    xregion_metrics: Prometheus counters in
  *                                 shared memory
  *   ngx_http_xregion_health.c     xregion_health: for load balancers, and
@@ -586,6 +588,8 @@ char *ngx_http_xregion_audit_pull_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 char *ngx_http_xregion_audit_regulator_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_xregion_audit_pull_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
 
 
 /* ngx_http_xregion_metrics.c */
@@ -632,6 +636,8 @@ ngx_int_t ngx_http_xregion_add_variables(ngx_conf_t *cf);
 
 
 extern ngx_module_t  ngx_http_xregion_module;
+/* the pull API's configuration and requests (audit_pull.c) */
+extern ngx_module_t  ngx_http_xregion_audit_pull_module;
 
 
 #endif /* _NGX_HTTP_XREGION_MODULE_H_INCLUDED_ */
