@@ -938,3 +938,35 @@ def test_reload_during_a_pull(big_gw):
     assert a.body.startswith(body)
     assert all(json.loads(l)["type"] == "ckpt"
                for l in a.body[len(body):].splitlines())
+
+
+def test_thousands_pulled_in_pages_and_verified(pull_gw, sim, tmp_path):
+    """Thousands of transactions of every domain, from many connections,
+    pulled back page by page and verified as one log."""
+    from test_audit import traffic
+    got = traffic(pull_gw, sim, 1500, workers=8)
+    assert sorted(set(got.values())) == [200]
+
+    body, seq_from, pages = b'', 1, 0
+    while True:
+        a = ok(pull_gw, '/audit/records?types=all&limit=400&seq_from=%d'
+               % seq_from)
+        if not a.body:
+            break
+        body += a.body
+        seq_from = seqs(a.body)[-1] + 1
+        pages += 1
+        if seq_from > a.head:
+            break
+    assert pages >= 4
+    assert seqs(body) == list(range(1, len(body.splitlines()) + 1))
+    pem = tmp_path / 'pub.pem'
+    pem.write_bytes(ok(pull_gw, '/audit/pubkey').body)
+    res = xregion('audit', 'verify', '-', '--pubkey', pem, stdin=body)
+    assert res.returncode == 0, res.stderr.decode()
+    recs = [json.loads(x) for x in body.splitlines()]
+    mine = {r['msg_id'] for r in recs if r['type'] == 'rec'} & set(got)
+    assert mine == set(got)
+    assert {r['domain'] for r in recs
+            if r['type'] == 'rec' and r['msg_id'] in got} == \
+        {'medical', 'transit', 'gov'}
