@@ -653,3 +653,32 @@ def test_tampering_is_caught(audited, sim, tmp_path):
         return relink(ls, rec)
     line, s, why = tampered(g, tmp_path, rewrite)
     assert why == 'rewritten' and s >= seq
+
+
+def test_daily_rotation_after_midnight(module_so, sim, redis):
+    """rotate=daily: a file last written on another day gets no more
+    records; the next goes to a new file (here: the log is left, its file
+    dated yesterday, and the gateway started again)."""
+    g = Audited(module_so, sim, redis, 'rotate=daily', name='audit-daily')
+    try:
+        g.start()
+        traffic(g, sim, 5, workers=1)
+        g.stop()
+        first = g.files()
+        assert len(first) == 1
+        yesterday = time.time() - 86400
+        os.utime(first[0], (yesterday, yesterday))
+        g.start()
+        canon, a = settle(g, sim)
+        assert a.status == 200
+        files = g.files()
+        assert len(files) == 2 and files[0] == first[0]
+        with open(files[1], 'rb') as f:
+            head = json.loads(f.readline())
+        assert (head['type'], head['reason'], head['prev_file']) == \
+            ('open', 'rotate', os.path.basename(first[0]))
+        assert g.records()[-1]['msg_id'] == canon['@msg_id']
+        res = g.verify()
+        assert res.returncode == 0, res.stderr.decode()
+    finally:
+        g.stop()
