@@ -14,6 +14,7 @@ A breaker's state outlives a test, so each test works toward destinations
 
 import os
 import re
+import subprocess
 import threading
 import time
 
@@ -65,6 +66,11 @@ BREAKER = '''
             xregion gov;
             xregion_caller_profile $http_x_xregion_caller;
             xregion_breaker failures=4 window=10s open=3s;
+        }
+        location /reload/gov/ {
+            xregion gov;
+            xregion_caller_profile $http_x_xregion_caller;
+            xregion_breaker failures=2 window=10s open=30s;
         }
         location /slow/medical/ {
             xregion medical;
@@ -457,6 +463,31 @@ def test_off_location(bgw, sim):
     refused(bgw, sim, '/br/gov/', caller, dest)
     until(opened + 1.05)
     passes(bgw, sim, '/br/gov/', caller, dest, found='PROBE')
+
+
+def workers(g):
+    out = subprocess.run(['pgrep', '-P', str(g.proc.pid)],
+                         capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_reload_keeps_the_state(bgw, sim):
+    """A reload with the same upstreams keeps every breaker: the new
+    workers refuse toward the open one, its back-off running on."""
+    path, caller, dest = '/reload/gov/', 'anhui.gov', 'shanghai'
+    old = workers(bgw)
+    assert len(old) == 2
+    opened = open_with(bgw, sim, path, caller, dest, 2)
+    bgw.reload()
+    # (an old worker keeps its reuseport socket until it has exited)
+    wait_for(lambda: len(workers(bgw) - old) == 2
+             and not workers(bgw) & old, 15, 'the new workers alone')
+    new = workers(bgw)
+    for _ in range(4):
+        s, retry = refused(bgw, sim, path, caller, dest)
+        assert log_of(bgw, s.msg_id)[0] in new
+        assert 30 - (time.monotonic() - opened) - 1 <= retry <= 30, retry
+    assert not events(bgw, 'shanghai_gov', 'is half-open')
 
 
 # ---- money: no claim, an audit record ----------------------------------------
