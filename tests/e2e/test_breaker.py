@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import (PROXY_COMMON, Nginx, b64, free_port, make_workdir,
-                      port_open, render_example, wait_for)
+from conftest import (PROXY_COMMON, VALGRIND, Nginx, free_port,
+                      make_workdir, port_open, render_example, wait_for)
 from test_gateway import (TXN, build, decode_answer, expect_error, line_of,
                           nginx_t, wait_log_line)
 from test_limit import query as limit_query
@@ -93,6 +93,9 @@ BREAKER = '''
 '''
 
 REDIS_LINE = 'prefix=xregion: timeout=500ms;'
+
+# a refusal is answered at once (valgrind makes everything slow)
+FAST = 3.0 if VALGRIND else 0.3
 
 
 def own_prefix(text):
@@ -188,7 +191,7 @@ def refused(g, sim, path, caller, dest, found='OPEN', **kw):
     expect_error(sim, caller, s.a, 'XR-UNAVAILABLE', s.txn, s.msg_id, g)
     retry = int(s.a.header('Retry-After'))
     assert retry >= 1
-    assert s.took < 0.5, s.took
+    assert s.took < FAST, s.took
     assert log_of(g, s.msg_id)[1] == found
     line = wait_log_line(g.error_log, 'msg_id: "%s"' % s.msg_id)
     assert 'xregion XR-UNAVAILABLE:' in line and '[warn]' in line, line
@@ -306,8 +309,7 @@ def test_timeouts_open_it(bgw, sim):
     line, = events(bgw, 'shanghai_medical', 'opens')
     assert '2 failures in a row' in line and 'XR-UPSTREAM-TIMEOUT' in line
     for _ in range(3):
-        s, _ = refused(bgw, sim, path, caller, dest)
-        assert s.took < 0.3, s.took
+        refused(bgw, sim, path, caller, dest)
     for msg_id in slow:
         wait_for(lambda: sim.received('shanghai.medical', msg_id), 5,
                  'the simulator\'s late answer')
@@ -366,7 +368,7 @@ def test_window(bgw, sim):
     passes(bgw, sim, path, caller, dest, found='PROBE')
 
 
-# ---- probes ------------------------------------------------------------------
+# ---- probes -----------------------------------------------------------------
 
 def test_one_probe_at_a_time(bgw, sim):
     """While a probe is out, every other request is refused (HALF_OPEN,
@@ -415,7 +417,7 @@ def test_probes_two(bgw, sim):
     passes(bgw, sim, path, caller, dest)
 
 
-# ---- per destination, for every worker ---------------------------------------
+# ---- per destination, for every worker --------------------------------------
 
 def test_per_destination(bgw, sim):
     """Jiangsu's gov system open: its other systems, and Anhui, go on."""
@@ -490,7 +492,7 @@ def test_reload_keeps_the_state(bgw, sim):
     assert not events(bgw, 'shanghai_gov', 'is half-open')
 
 
-# ---- money: no claim, an audit record ----------------------------------------
+# ---- money: no claim, an audit record ---------------------------------------
 
 def test_money_refused_before_redis(bgw, sim, redis):
     """A settlement toward an open breaker claims nothing in Redis and is
@@ -541,7 +543,8 @@ def test_money_refused_before_redis(bgw, sim, redis):
      'invalid failures "failures=many"'),
     ('failures=3 window=0 open=1s', 'window=0',
      'invalid window "window=0": a time from 1ms to 1d'),
-    ('failures=3 window=10s open=soon', 'open=soon', 'invalid open "open=soon"'),
+    ('failures=3 window=10s open=soon', 'open=soon',
+     'invalid open "open=soon"'),
     ('failures=3 window=10s open=2d', 'open=2d', 'invalid open "open=2d"'),
     ('failures=3 window=10s open=1s probes=0', 'probes=0',
      'invalid probes "probes=0"'),
