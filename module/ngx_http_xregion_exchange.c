@@ -6,7 +6,8 @@
  *                     xregion_max_body, read the body
  *   body handler      [signature], decode (caller profile), access
  *                     rules, [rate limits], [nonce check], route,
- *                     destination profile, encode (destination profile),
+ *                     destination profile, [circuit breaker], encode
+ *                     (destination profile),
  *                     [cache lookup or idempotency claim in Redis],
  *                     subrequest to <xregion_pass><path> carrying the
  *                     translated body
@@ -442,6 +443,14 @@ ngx_http_xregion_prepare(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     }
 
     ctx->ptxn = ptxn;
+
+    /* an open breaker refuses before anything is claimed in Redis or sent */
+
+    rc = ngx_http_xregion_breaker(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     /* a transaction that needs a record waits for a log that takes one */
 
@@ -879,9 +888,15 @@ ngx_http_xregion_outcome(ngx_http_request_t *r, ngx_http_xregion_ctx_t *ctx)
     xr_msg_t  ans;
 
     if (ngx_http_xregion_read_answer(r, ctx, &ans) != NGX_OK) {
+        ngx_http_xregion_breaker_outcome(r, ctx, ctx->fail_err);
+
         return ngx_http_xregion_failed(r, ctx, ctx->fail_delivered,
                                        ctx->fail_err, "%V", &ctx->fail_text);
     }
+
+    /* the destination answered, a refusal included */
+
+    ngx_http_xregion_breaker_outcome(r, ctx, XR_E_NONE);
 
     /* cached, recorded or invalidating: as the destination said it */
 
@@ -1121,6 +1136,8 @@ ngx_http_xregion_deadline(ngx_event_t *ev)
 
     ngx_http_xregion_detail(r, ctx, "xregion_timeout %M ms", xlcf->timeout);
 
+    ngx_http_xregion_breaker_outcome(r, ctx, XR_E_UPSTREAM_TIMEOUT);
+
     ngx_http_xregion_continue(r,
         ngx_http_xregion_answer_error(r, ctx, XR_E_UPSTREAM_TIMEOUT,
                                       "%V did not answer in time",
@@ -1151,6 +1168,10 @@ ngx_http_xregion_cleanup(void *data)
         ngx_http_xregion_metrics_count(ctx->request, ctx);
         (void) ngx_http_xregion_audit_record(ctx->request, ctx);
     }
+
+    /* a breaker's probe that never reached the destination */
+
+    ngx_http_xregion_breaker_release(ctx);
 
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);

@@ -14,6 +14,7 @@
  *   xregion_upstream_duration_seconds{domain}    histogram, the destination's
  *   xregion_errors_total{code}                   the gateway's XR- errors
  *   xregion_cache_total{result}, xregion_idempotency_total{result}
+ *   xregion_breaker_state{upstream}, xregion_breaker_opened_total{upstream}
  *
  * and from the other parts: the audit writer's append (lock and write) and
  * sync times, records written and lost; each worker's Redis state and
@@ -634,6 +635,7 @@ ngx_http_xregion_metrics_handler(ngx_http_request_t *r)
     ngx_http_xregion_main_conf_t     *xmcf;
     ngx_http_xregion_worker_slot_t   *ws;
     ngx_http_xregion_audit_status_t   as;
+    ngx_http_xregion_breaker_info_t   bi;
     const xr_error_info_t            *info;
     char                              labels[64];
 
@@ -846,6 +848,34 @@ ngx_http_xregion_metrics_handler(ngx_http_request_t *r)
                    "", &sh->hist[NGX_HTTP_XREGION_H_SYNC],
                    ngx_http_xregion_io_buckets)
                != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /* the destinations' circuit breakers (ngx_http_xregion_breaker.c) */
+
+    for (i = 0; ngx_http_xregion_breaker_info(i, &bi) == NGX_OK; i++) {
+        if (i == 0
+            && ngx_http_xregion_printf(&o,
+                   "# HELP xregion_breaker_state A destination's circuit "
+                   "breaker: 0 closed, 1 open, 2 half-open.\n"
+                   "# TYPE xregion_breaker_state gauge\n"
+                   "# TYPE xregion_breaker_opened_total counter\n")
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_xregion_printf(&o,
+                "xregion_breaker_state{upstream=\"%V\"} %ui\n"
+                "xregion_breaker_opened_total{upstream=\"%V\"} %ui\n",
+                &bi.upstream,
+                bi.state == NGX_HTTP_XREGION_BREAKER_OPEN ? (ngx_uint_t) 1
+                : bi.state == NGX_HTTP_XREGION_BREAKER_HALF_OPEN
+                  ? (ngx_uint_t) 2 : (ngx_uint_t) 0,
+                &bi.upstream, bi.opened)
+            != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }

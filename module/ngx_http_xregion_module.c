@@ -238,6 +238,13 @@ static ngx_command_t  ngx_http_xregion_commands[] = {
       0,
       NULL },
 
+    { ngx_string("xregion_breaker"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_xregion_breaker_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("xregion_audit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_xregion_audit_directive,
@@ -407,6 +414,7 @@ ngx_http_xregion_create_loc_conf(ngx_conf_t *cf)
     xlcf->idempotency_unavailable = NGX_CONF_UNSET_UINT;
     xlcf->replay_window = NGX_CONF_UNSET_MSEC;
     xlcf->sign_answers = NGX_CONF_UNSET;
+    xlcf->breaker = NGX_CONF_UNSET_PTR;
 
     return xlcf;
 }
@@ -470,6 +478,8 @@ ngx_http_xregion_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->limit_dests == NULL) {
         conf->limit_dests = prev->limit_dests;
     }
+
+    ngx_conf_merge_ptr_value(conf->breaker, prev->breaker, NULL);
 
     if (conf->idempotency_ttl == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -594,6 +604,10 @@ ngx_http_xregion_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_xregion_limit_init(cf, xmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_xregion_breaker_init(cf, xmcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

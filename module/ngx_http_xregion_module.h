@@ -22,6 +22,8 @@
  *   ngx_http_xregion_limit.c      xregion_limit_*: rate limits per caller
  *                                 and per destination (Redis, else shared
  *                                 memory)
+ *   ngx_http_xregion_breaker.c    xregion_breaker: a circuit breaker per
+ *                                 destination upstream (shared memory)
  *   ngx_http_xregion_audit.c      xregion_audit: the audit trail's writer
  *                                 (chain in shared memory, files, group
  *                                 commit, checkpoints, rotation, restart)
@@ -204,6 +206,25 @@ typedef struct {
 #define NGX_HTTP_XREGION_NOUTCOMES    6
 
 
+/* ngx_http_xregion_breaker_state(), ngx_http_xregion_breaker_info_t.state */
+#define NGX_HTTP_XREGION_BREAKER_NONE       0   /* no breaker for it */
+#define NGX_HTTP_XREGION_BREAKER_CLOSED     1
+#define NGX_HTTP_XREGION_BREAKER_OPEN       2
+#define NGX_HTTP_XREGION_BREAKER_HALF_OPEN  3   /* its back-off is over */
+
+
+/* One destination's breaker, as ngx_http_xregion_breaker_info() sees it. */
+typedef struct {
+    ngx_str_t                   upstream;   /* the upstream{} name, as the
+                                               first route writes it;
+                                               configuration memory */
+    ngx_uint_t                  state;      /* NGX_HTTP_XREGION_BREAKER_* */
+    ngx_uint_t                  opened;     /* times it opened (re-openings
+                                               too) since the zone began */
+    ngx_msec_t                  retry;      /* OPEN: ms until half-open */
+} ngx_http_xregion_breaker_info_t;
+
+
 /* xregion_audit required= */
 #define NGX_HTTP_XREGION_AUDIT_MONEY  0     /* money txns need the log */
 #define NGX_HTTP_XREGION_AUDIT_ALL    1     /* every txn needs it */
@@ -290,6 +311,8 @@ typedef struct {
     void                       *limit_zone;     /* ngx_http_xregion_limit.c's
                                                  */
     ngx_http_xregion_audit_conf_t  *audit;      /* NULL: no xregion_audit */
+    void                       *breaker_zone;   /* the breakers' (their
+                                                   file's); NULL: none */
     ngx_array_t                *regulators;     /* xregion_audit_regulator
                                                    (audit_pull.c's) */
     void                       *metrics;        /* ngx_http_xregion_metrics.c's
@@ -335,6 +358,8 @@ typedef struct {
     ngx_http_xregion_limit_t  **limit_by_dest;      /* [region index] */
 
     void                       *health;         /* xregion_health's */
+    void                       *breaker;        /* xregion_breaker; NULL:
+                                                   off */
 } ngx_http_xregion_loc_conf_t;
 
 
@@ -421,6 +446,16 @@ typedef struct {
     ngx_str_t                   up_access_key;
     ngx_str_t                   limit;          /* PASSED REJECTED LOCAL
                                                    LOCAL_REJECTED */
+    ngx_str_t                   breaker;        /* CLOSED OPEN HALF_OPEN
+                                                   PROBE */
+
+    /* the destination's breaker (ngx_http_xregion_breaker.c) */
+    void                       *breaker_conf;   /* let through: the outcome
+                                                   is told; else NULL */
+    ngx_uint_t                  breaker_slot;
+    uint64_t                    breaker_gen;
+    unsigned                    breaker_probe:1;
+    unsigned                    breaker_done:1; /* outcome told, or freed */
 
     /* the audit record (ngx_http_xregion_audit.c) */
     const xr_msg_t             *ans;            /* the answer told, if any */
@@ -562,6 +597,28 @@ ngx_int_t ngx_http_xregion_limit_init(ngx_conf_t *cf,
     ngx_http_xregion_main_conf_t *xmcf);
 ngx_int_t ngx_http_xregion_limit(ngx_http_request_t *r,
     ngx_http_xregion_ctx_t *ctx);
+
+
+/* ngx_http_xregion_breaker.c */
+char *ngx_http_xregion_breaker_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_xregion_breaker_init(ngx_conf_t *cf,
+    ngx_http_xregion_main_conf_t *xmcf);
+ngx_int_t ngx_http_xregion_breaker(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx);
+void ngx_http_xregion_breaker_outcome(ngx_http_request_t *r,
+    ngx_http_xregion_ctx_t *ctx, xr_err_e err);
+void ngx_http_xregion_breaker_release(ngx_http_xregion_ctx_t *ctx);
+
+/*
+ * For metrics and health, in a worker: the state of an upstream's breaker
+ * (NGX_HTTP_XREGION_BREAKER_NONE: no route names it, or no location has a
+ * breaker), and every breaker by index, 0 on: NGX_OK and *info filled, or
+ * NGX_DONE past the last.  Each call takes the zone's lock briefly.
+ */
+ngx_uint_t ngx_http_xregion_breaker_state(ngx_str_t *upstream);
+ngx_int_t ngx_http_xregion_breaker_info(ngx_uint_t i,
+    ngx_http_xregion_breaker_info_t *info);
 
 
 /* ngx_http_xregion_audit.c */

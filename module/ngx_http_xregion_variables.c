@@ -47,6 +47,7 @@ static ngx_http_variable_t  ngx_http_xregion_vars[] = {
     ngx_http_xregion_var("xregion_upstream_nonce", up_nonce),
     ngx_http_xregion_var("xregion_upstream_access_key", up_access_key),
     ngx_http_xregion_var("xregion_limit", limit),
+    ngx_http_xregion_var("xregion_breaker", breaker),
 
     { ngx_string("xregion_upstream_time"), NULL,
       ngx_http_xregion_upstream_time_variable, 0,
