@@ -628,7 +628,7 @@ static ngx_int_t
 ngx_http_xregion_metrics_handler(ngx_http_request_t *r)
 {
     ngx_int_t                         rc;
-    ngx_uint_t                        i, d, configured, up, workers;
+    ngx_uint_t                        i, d, h, configured, up, workers;
     ngx_http_xregion_out_t            o;
     ngx_http_xregion_metrics_t       *m;
     ngx_http_xregion_metrics_sh_t    *sh;
@@ -638,6 +638,19 @@ ngx_http_xregion_metrics_handler(ngx_http_request_t *r)
     ngx_http_xregion_breaker_info_t   bi;
     const xr_error_info_t            *info;
     char                              labels[64];
+
+    static struct {
+        const char  *name;
+        const char  *help;
+        ngx_uint_t   first;
+    } hists[2] = {
+        { "xregion_request_duration_seconds",
+          "Time from the request's arrival to its answer.",
+          NGX_HTTP_XREGION_H_REQUEST },
+        { "xregion_upstream_duration_seconds",
+          "Time the destination took, for transactions sent to it.",
+          NGX_HTTP_XREGION_H_UPSTREAM }
+    };
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -668,49 +681,26 @@ ngx_http_xregion_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_xregion_printf(&o,
-            "# HELP xregion_request_duration_seconds Time from the "
-            "request's arrival to its answer.\n"
-            "# TYPE xregion_request_duration_seconds histogram\n")
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (d = 0; d < NGX_HTTP_XREGION_NDOMAINS; d++) {
-        ngx_snprintf((u_char *) labels, sizeof(labels), "domain=\"%V\"%Z",
-                     &ngx_http_xregion_domains[d]);
-
-        if (ngx_http_xregion_print_hist(&o,
-                "xregion_request_duration_seconds", labels,
-                &sh->hist[NGX_HTTP_XREGION_H_REQUEST + d],
-                ngx_http_xregion_request_buckets)
+    for (h = 0; h < 2; h++) {
+        if (ngx_http_xregion_printf(&o, "# HELP %s %s\n# TYPE %s histogram\n",
+                                    hists[h].name, hists[h].help,
+                                    hists[h].name)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-    }
 
-    if (ngx_http_xregion_printf(&o,
-            "# HELP xregion_upstream_duration_seconds Time the destination "
-            "took, for transactions sent to it.\n"
-            "# TYPE xregion_upstream_duration_seconds histogram\n")
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+        for (d = 0; d < NGX_HTTP_XREGION_NDOMAINS; d++) {
+            ngx_snprintf((u_char *) labels, sizeof(labels),
+                         "domain=\"%V\"%Z", &ngx_http_xregion_domains[d]);
 
-    for (d = 0; d < NGX_HTTP_XREGION_NDOMAINS; d++) {
-        ngx_snprintf((u_char *) labels, sizeof(labels), "domain=\"%V\"%Z",
-                     &ngx_http_xregion_domains[d]);
-
-        if (ngx_http_xregion_print_hist(&o,
-                "xregion_upstream_duration_seconds", labels,
-                &sh->hist[NGX_HTTP_XREGION_H_UPSTREAM + d],
-                ngx_http_xregion_request_buckets)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            if (ngx_http_xregion_print_hist(&o, hists[h].name, labels,
+                                            &sh->hist[hists[h].first + d],
+                                            ngx_http_xregion_request_buckets)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
     }
 
