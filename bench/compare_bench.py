@@ -33,6 +33,7 @@ command; a missed performance target does not.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -62,40 +63,63 @@ def machine():
         " ".join(open("/proc/loadavg").read().split()[:3]))
 
 
+def variant(body):
+    """The settlement with other values: another message id, amounts,
+    codes, and an optional field left out."""
+    doc = json.loads(body)
+    doc["msgid"] = "3101000000120250314000000999"
+    doc["jysj"] = "2025-12-31 23:59:58"
+    doc["xxnr"].update(cardtype="3", yllb="2", xzlx="2", jsfs="2",
+                       zhsybz="0", totalexpense="1.5", cxjje="3",
+                       xxzfje="7")
+    del doc["xxnr"]["fph"]
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
 def check_peers(env, failures):
-    """The request each sends to Jiangsu and the answer each makes, against
-    a recording destination: the same bytes, or the peers are not doing
-    the same work."""
+    """The requests each sends to Jiangsu and the answers each makes,
+    against a recording destination, for the fixture and for a variant of
+    it: the same bytes, or the peers are not doing the same work."""
     answer, ct = canned(SETTLE[0], SETTLE[2], SETTLE[3])
+    rows = (COLD["medical"], LUA, NJS)
+    bodies = (COLD["medical"].body(), variant(COLD["medical"].body()))
     cap = Capture(env.settle_port, answer, ct)
+    answers = {}
     try:
-        answers = {}
-        for row in (COLD["medical"], LUA, NJS):
-            status, answers[row.name] = env.post(row)
-            if status != 200:
-                failures.append("%s answered %d" % (row.name, status))
+        for body in bodies:
+            for row in rows:
+                status, answers[row.name, body] = env.post(row, body)
+                if status != 200:
+                    failures.append("%s answered %d" % (row.name, status))
     finally:
         cap.close()
-    for row in (COLD["medical"], LUA, NJS):
+    for row in rows:
         env.clear_log(row)      # the measured runs count their own
-    if len(cap.seen) != 3:
-        failures.append("the recording destination saw %d requests, not 3"
-                        % len(cap.seen))
-        return answers
-    (xp, xr), (lp, lua), (np, njs) = cap.seen
-    print("request to Jiangsu: xregion %d B at %s; Lua peer %s; njs peer %s"
-          % (len(xr), xp, "same bytes" if (lp, lua) == (xp, xr)
-             else "DIFFERENT", "same bytes" if (np, njs) == (xp, xr)
-             else "DIFFERENT"))
-    if (lp, lua) != (xp, xr) or (np, njs) != (xp, xr):
-        failures.append("the peers' requests to Jiangsu differ from "
-                        "xregion's")
-        for name, body in (("xregion", xr), ("Lua", lua), ("njs", njs)):
-            print("  %s: %s" % (name, body.decode("utf-8", "replace")))
-    return answers
+    if len(cap.seen) != 2 * len(rows):
+        failures.append("the recording destination saw %d requests, not %d"
+                        % (len(cap.seen), 2 * len(rows)))
+        for (row, body), a in answers.items():
+            print("  %s: %s" % (row, a.decode("utf-8", "replace")))
+        return
+    for i, body in enumerate(bodies):
+        seen = cap.seen[3 * i:3 * i + 3]
+        same = [s == seen[0] for s in seen[1:]]
+        print("%s: request to Jiangsu %d B; Lua peer's %s, njs peer's %s;"
+              % ("fixture" if i == 0 else "variant", len(seen[0][1]),
+                 *("same bytes" if x else "DIFFERENT" for x in same)))
+        a = [answers[row.name, body] for row in rows]
+        print("  answer %d B; Lua peer's %s, njs peer's %s"
+              % (len(a[0]), *("same bytes" if x == a[0] else "DIFFERENT"
+                              for x in a[1:])))
+        if not all(same) or a[1:] != [a[0], a[0]]:
+            failures.append("the peers' work differs from xregion's")
+            for row, (_, req), ans in zip(rows, seen, a):
+                print("  %s:\n    %s\n    %s" % (
+                    row.name, req.decode("utf-8", "replace"),
+                    ans.decode("utf-8", "replace")))
 
 
-def same_answers(env, answers, failures):
+def same_answers(answers, failures):
     """After the runs: the peers' answers are xregion's, byte for byte."""
     x = answers[COLD["medical"].name]
     for row in (LUA, NJS):
@@ -134,7 +158,7 @@ def main():
     audited = 0
     try:
         env.start_gateways()
-        answers = check_peers(env, failures)
+        check_peers(env, failures)
         env.start_upstream()
 
         # the first of each money transaction, recorded: the runs replay it
@@ -178,9 +202,9 @@ def main():
                 row.name, r["rps"], r["cpu_us"]), file=sys.stderr)
 
         # the answers once more, outside the runs
-        for row in (COLD["medical"], LUA, NJS):
-            answers[row.name] = env.post(row)[1]
-        same_answers(env, answers, failures)
+        answers = {row.name: env.post(row)[1]
+                   for row in (COLD["medical"], LUA, NJS)}
+        same_answers(answers, failures)
         for d, row in REPLAY.items():
             if env.post(row)[1] != first[d]:
                 failures.append("%s: the replay differs from the first "

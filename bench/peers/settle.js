@@ -130,13 +130,17 @@ function fail(code, text) {
 
 const jstr = JSON.stringify;    // of a string: its JSON text
 
-function utf8Length(s) {
+// Characters (the limits count characters): UTF-16 units are never
+// fewer, so they are counted only when the units are over the limit
+function tooLong(s, max) {
+    if (s.length <= max) {
+        return false;
+    }
     let n = 0;
     for (let i = 0; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        n += c < 0x80 ? 1 : c < 0x800 ? 2 : (c & 0xfc00) == 0xd800 ? 2 : 3;
+        n += (s.charCodeAt(i) & 0xfc00) == 0xdc00 ? 0 : 1;
     }
-    return n;
+    return n > max;
 }
 
 
@@ -230,6 +234,9 @@ function decodeField(spec, wire, key, tables, canon) {
         if (f === null) {
             fail('XR-FIELD-FORMAT', name + ': not an amount');
         }
+        if (f < 0) {                    // no settle amount may be
+            fail('XR-AMOUNT-NEGATIVE', name + ' is below zero');
+        }
         canon[name] = f;
     } else if (kind == 'datetime') {
         const t = parseDatetime(textOf(v, name));
@@ -239,8 +246,8 @@ function decodeField(spec, wire, key, tables, canon) {
         canon[name] = t;
     } else if (kind == 'string') {
         const s = textOf(v, name);
-        if (spec[5] && utf8Length(s) > spec[5]) {
-            fail('XR-FIELD-FORMAT', name + ': too long');
+        if (spec[5] && tooLong(s, spec[5])) {
+            fail('XR-FIELD-TOO-LONG', name + ': too long');
         }
         canon[name] = s;
     } else {
@@ -301,8 +308,8 @@ function decodeRequest(body) {
         if (typeof v != 'string' || v == '') {
             fail('XR-FIELD-MISSING', name + ' is missing');
         }
-        if (max && utf8Length(v) > max) {
-            fail('XR-FIELD-FORMAT', name + ': too long');
+        if (max && tooLong(v, max)) {
+            fail('XR-FIELD-TOO-LONG', name + ': too long');
         }
         return v;
     };

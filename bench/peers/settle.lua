@@ -200,6 +200,17 @@ local function stamp_text(t)             -- Shanghai's "stamp"
 end
 
 
+-- Characters of UTF-8 text (the limits count characters), only when its
+-- bytes are over the limit
+local function too_long(s, max)
+    if #s <= max then
+        return false
+    end
+    local _, n = gsub(s, "[^\128-\191]", "")
+    return n > max
+end
+
+
 -- A wire value as a string: JSON strings, and numbers written as text
 local function text_of(v, name)
     if type(v) == "string" then
@@ -226,6 +237,9 @@ local function decode_field(spec, wire, key, tables, canon)
         if not f then
             fail("XR-FIELD-FORMAT", name .. ": not an amount")
         end
+        if f < 0 then                   -- no settle amount may be
+            fail("XR-AMOUNT-NEGATIVE", name .. " is below zero")
+        end
         canon[name] = f
     elseif kind == "datetime" then
         local t = parse_datetime(text_of(v, name))
@@ -235,8 +249,8 @@ local function decode_field(spec, wire, key, tables, canon)
         canon[name] = t
     elseif kind == "string" then
         v = text_of(v, name)
-        if max and #v > max then         -- bytes, as UTF-8 text is counted
-            fail("XR-FIELD-FORMAT", name .. ": too long")
+        if max and too_long(v, max) then
+            fail("XR-FIELD-TOO-LONG", name .. ": too long")
         end
         canon[name] = v
     else
@@ -288,8 +302,8 @@ local function decode_request(body)
         if type(v) ~= "string" or v == "" then
             fail("XR-FIELD-MISSING", name .. " is missing")
         end
-        if max and #v > max then
-            fail("XR-FIELD-FORMAT", name .. ": too long")
+        if max and too_long(v, max) then
+            fail("XR-FIELD-TOO-LONG", name .. ": too long")
         end
         return v
     end
