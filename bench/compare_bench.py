@@ -104,7 +104,7 @@ def check_peers(env, failures):
     for i, body in enumerate(bodies):
         seen = cap.seen[3 * i:3 * i + 3]
         same = [s == seen[0] for s in seen[1:]]
-        print("%s: request to Jiangsu %d B; Lua peer's %s, njs peer's %s;"
+        print("%s: request to Jiangsu %d B; Lua peer's %s, njs peer's %s"
               % ("fixture" if i == 0 else "variant", len(seen[0][1]),
                  *("same bytes" if x else "DIFFERENT" for x in same)))
         a = [answers[row.name, body] for row in rows]
@@ -245,15 +245,20 @@ def report(args, results, audited):
     print(machine())
     plain = results.get(PLAIN.name)
     ret = results.get(RETURN200.name)
-    print("%-20s %9s %8s %8s %9s %13s %9s %9s" % (
+    hits = {HIT[d].name for d in HIT}
+    print("%-20s %8s %7s %7s %8s %12s %8s %8s %8s" % (
         "", "req/s", "p50 ms", "p99 ms", "CPU us/r", "(user+sys)",
-        "x plain", "CPU x pl"))
+        "/plain", "CPU/pl", "/ret200"))
     for name, r in results.items():
-        print("%-20s %9.0f %8.3f %8.3f %9.1f %6.1f+%-6.1f %9s %9s" % (
+        print("%-20s %8.0f %7.3f %7.3f %8.1f %5.1f+%-6.1f %8s %8s %8s" % (
             name, r["rps"], r["p50"], r["p99"], r["cpu_us"], r["user_us"],
             r["sys_us"],
             "%.0f%%" % (100 * r["rps"] / plain["rps"]) if plain else "",
-            "%.2fx" % (r["cpu_us"] / plain["cpu_us"]) if plain else ""))
+            "%.2fx" % (r["cpu_us"] / plain["cpu_us"]) if plain else "",
+            "%.0f%%" % (100 * r["rps"] / ret["rps"])
+            if ret and name in hits else ""))
+    print("/plain: requests/s against plain proxy_pass; CPU/pl: worker CPU "
+          "per request against it; /ret200: cache hits against return 200")
     if AUDIT.name in results:
         print("audit: %d records written for %d requests"
               % (audited, results[AUDIT.name]["requests"]))
