@@ -29,12 +29,17 @@ the cold answer of the same query).  Any of these failing fails the
 command; a missed performance target does not.
 
   python3 bench/compare_bench.py [--seconds 5] [--connections 16]
-      [--only SUBSTRING] [--no-audit] [--keep]
+      [--rounds 1] [--only SUBSTRING] [--no-audit] [--keep]
+
+With --rounds N every row runs N times (all rows in turn, then again), and
+the table shows each figure's median: a burst of other work on the machine
+then moves one round of a row, not the row.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -133,10 +138,46 @@ def same_answers(answers, failures):
                 answers[row.name].decode("utf-8", "replace")))
 
 
+def run_row(env, row, args, failures):
+    """One wrk run of a row, and its answers counted in its access log."""
+    wrk_dir = env.path("wrk-" + row.log[:-4])
+    os.makedirs(wrk_dir, exist_ok=True)
+    _, lua = write_post_script(wrk_dir, row.body())
+    workers = env.workers_of(row.instance)
+
+    def before():
+        time.sleep(FLUSH)       # the warm-up's lines are written
+        env.clear_log(row)
+
+    r = measure(env.url(row), lua, workers, args.seconds, args.connections,
+                before)
+    time.sleep(FLUSH)
+    lines = env.log_lines(row)
+    r["expected"] = lines.count(row.expected)
+    if r["expected"] < r["requests"] or r["non2xx"] or r["sockerr"]:
+        failures.append(
+            "%s: %d answers as expected (%r) of %d, %d non-2xx, socket "
+            "errors: %s; others: %s" % (
+                row.name, r["expected"], row.expected, r["requests"],
+                r["non2xx"], r["sockerr"] or "none",
+                sorted(set(lines) - {row.expected})[:5]))
+    return r
+
+
+def median(runs):
+    """Each figure's median over the rounds, on its own."""
+    return {k: statistics.median(r[k] for r in runs)
+            for k in ("rps", "p50", "p99", "cpu_us", "user_us", "sys_us",
+                      "requests")}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every row this many times, in turn, and "
+                    "print the medians")
     ap.add_argument("--only", help="run the rows whose name holds this "
                     "(the checks run whatever it says)")
     ap.add_argument("--no-audit", action="store_true",
@@ -154,6 +195,7 @@ def main():
 
     env = Env(audit=not args.no_audit, keep=args.keep)
     failures = []
+    runs = {}
     results = {}
     audited = 0
     try:
@@ -173,33 +215,14 @@ def main():
                                 % (row.name, status, lines[-1:]))
             env.clear_log(row)
 
-        for row in rows:
-            wrk_dir = env.path("wrk-" + row.log[:-4])
-            os.makedirs(wrk_dir, exist_ok=True)
-            _, lua = write_post_script(wrk_dir, row.body())
-            workers = env.workers_of(row.instance)
-
-            def before(row=row):
-                time.sleep(FLUSH)       # the warm-up's lines are written
-                env.clear_log(row)
-
-            r = measure(env.url(row), lua, workers, args.seconds,
-                        args.connections, before)
-            time.sleep(FLUSH)
-            lines = env.log_lines(row)
-            r["expected"] = lines.count(row.expected)
-            r["other"] = len(lines) - r["expected"]
-            if (r["expected"] < r["requests"] or r["non2xx"]
-                    or r["sockerr"]):
-                failures.append(
-                    "%s: %d answers as expected (%r) of %d, %d non-2xx, "
-                    "socket errors: %s; others: %s" % (
-                        row.name, r["expected"], row.expected,
-                        r["requests"], r["non2xx"], r["sockerr"] or "none",
-                        sorted(set(lines) - {row.expected})[:5]))
-            results[row.name] = r
-            print("  %-20s %10.0f req/s %8.1f us/req" % (
-                row.name, r["rps"], r["cpu_us"]), file=sys.stderr)
+        runs = {row.name: [] for row in rows}
+        for n in range(args.rounds):
+            for row in rows:
+                r = run_row(env, row, args, failures)
+                runs[row.name].append(r)
+                print("  %d %-20s %10.0f req/s %8.1f us/req" % (
+                    n + 1, row.name, r["rps"], r["cpu_us"]), file=sys.stderr)
+        results = {name: median(rs) for name, rs in runs.items()}
 
         # the answers once more, outside the runs
         answers = {row.name: env.post(row)[1]
@@ -219,9 +242,10 @@ def main():
                 with open(os.path.join(adir, name), "rb") as f:
                     audited += sum(1 for line in f
                                    if b'"type":"rec"' in line)
-            if audited < results[AUDIT.name]["requests"]:
+            made = sum(r["requests"] for r in runs[AUDIT.name])
+            if audited < made:
                 failures.append("audit: %d records for %d requests"
-                                % (audited, results[AUDIT.name]["requests"]))
+                                % (audited, made))
         env.check_logs()
     except SystemExit:
         sys.stderr.write(env.stderr())
@@ -229,7 +253,7 @@ def main():
     finally:
         env.stop()
 
-    report(args, results, audited)
+    report(args, results, runs, audited)
     for f in failures:
         print("FAILED: %s" % f)
     if not failures:
@@ -238,10 +262,13 @@ def main():
     return 1 if failures else 0
 
 
-def report(args, results, audited):
+def report(args, results, runs, audited):
     print("xregion against nginx and the peers: wrk -t1 -c%d -d%ds, "
           "nginx workers on CPU 0; wrk, Redis and the destinations on CPU 1"
           % (args.connections, args.seconds))
+    if args.rounds > 1:
+        print("%d rounds (every row in turn, then again): the medians, each "
+              "column on its own" % args.rounds)
     print(machine())
     plain = results.get(PLAIN.name)
     ret = results.get(RETURN200.name)
@@ -259,9 +286,14 @@ def report(args, results, audited):
             if ret and name in hits else ""))
     print("/plain: requests/s against plain proxy_pass; CPU/pl: worker CPU "
           "per request against it; /ret200: cache hits against return 200")
+    if args.rounds > 1:
+        print("each round, req/s (CPU us/req):")
+        for name, rs in runs.items():
+            print("  %-20s %s" % (name, " / ".join(
+                "%.0f (%.1f)" % (r["rps"], r["cpu_us"]) for r in rs)))
     if AUDIT.name in results:
         print("audit: %d records written for %d requests"
-              % (audited, results[AUDIT.name]["requests"]))
+              % (audited, sum(r["requests"] for r in runs[AUDIT.name])))
 
     def target(text, value, goal, ge=True):
         met = value >= goal if ge else value <= goal
