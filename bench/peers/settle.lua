@@ -17,9 +17,9 @@
 
 local cjson = require "cjson.safe"
 
-local concat, byte, char, find, format, gsub, match, sub, floor =
-    table.concat, string.byte, string.char, string.find, string.format,
-    string.gsub, string.match, string.sub, math.floor
+local concat, byte, find, format, gsub, match, sub, floor =
+    table.concat, string.byte, string.find, string.format, string.gsub,
+    string.match, string.sub, math.floor
 local null = cjson.null
 
 local M = {}
