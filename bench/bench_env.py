@@ -192,9 +192,6 @@ class Env:
         self.workers, self.pin, self.keep = workers, pin, keep
         # one listening socket per worker: the kernel spreads connections
         self.listen = " reuseport" if reuseport else ""
-        self.tmp = tempfile.mkdtemp(prefix="xr-compare-")
-        os.chmod(self.tmp, 0o755)   # the workers' user writes audit there
-        os.mkdir(os.path.join(self.tmp, "log"))
         self.procs = []
         self.pids = {}              # instance -> master pid
         self.ports = {}             # instance -> port
@@ -211,12 +208,18 @@ class Env:
             if key not in self.answers:
                 self.answers[key] = (free_port(),) + canned(*key)
         self.settle_port = self.answers[SETTLE[0], SETTLE[2], SETTLE[3]][0]
+
+        self.tmp = tempfile.mkdtemp(prefix="xr-compare-")
+        os.chmod(self.tmp, 0o755)   # the workers' user writes audit there
+        os.mkdir(os.path.join(self.tmp, "log"))
         self.audit_key = None
         if audit:
             self.audit_key = os.path.join(self.tmp, "audit-sm2.key")
-            subprocess.run(["openssl", "genpkey", "-algorithm", "SM2",
-                            "-out", self.audit_key], check=True,
-                           capture_output=True)
+            if subprocess.run(["openssl", "genpkey", "-algorithm", "SM2",
+                               "-out", self.audit_key],
+                              capture_output=True).returncode != 0:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                sys.exit("openssl could not make an SM2 key")
 
     # -- configuration --------------------------------------------------
 
