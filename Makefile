@@ -3,6 +3,9 @@
 #   make demo     the running gateway: simulators and nginx with the module
 #   make check    everything CI runs: deps build unit asan fuzz-smoke
 #                 valgrind-cli module e2e
+#   make bench    figures: the translation core, then the gateway against
+#                 nginx alone and the Lua and njs peers (docs/performance.md)
+#   make soak     1,000,000 requests, worker memory sampled (not in check)
 #
 # The C build itself is CMake's (CMakeLists.txt); this file only sequences.
 
@@ -15,6 +18,8 @@ BUILD_FUZZ   ?= build-fuzz
 JOBS         ?= 2
 FUZZ_SECONDS ?= 30
 SMOKE_SECONDS ?= 10
+BENCH_ARGS   ?=
+SOAK_ARGS    ?=
 
 XREGION_BIN  := $(abspath $(BUILD))/xregion
 # python3-pytest installs into Debian's python, whatever else is on PATH
@@ -27,7 +32,7 @@ section = printf '\n==== %s ====\n' '$(1)'
 .NOTPARALLEL:
 
 .PHONY: all deps build unit asan fuzz-build fuzz fuzz-smoke valgrind-cli module e2e demo-translate \
-	check demo bench clean
+	check demo bench soak clean
 
 all: build
 
@@ -115,14 +120,21 @@ demo-translate: build
 	@tools/demo-translate.sh $(XREGION_BIN)
 
 # Figures for docs/performance.md: the translation core per codec pair and
-# the 2 KB target, then the gateway against plain proxy_pass and return 200.
+# the 2 KB target, then, in one run with the same payloads, return 200,
+# plain proxy_pass, xregion per domain (cold, cache hit, replay), the Lua
+# and njs peers and the audit log (BENCH_ARGS="--seconds 3" for a short
+# one).  bench/gateway_bench.py and cache_bench.py stay for profiling
+# (XR_BENCH_CALLGRIND, XR_BENCH_STRACE).
 bench: build module
 	@$(call section,bench: translation core)
 	@taskset -c 1 $(BUILD)/bench_translate
-	@$(call section,bench: gateway vs plain proxy_pass)
-	@$(PYTHON) bench/gateway_bench.py
-	@$(call section,bench: cache hit vs return 200 and the uncached gateway)
-	@$(PYTHON) bench/cache_bench.py
+	@$(call section,bench: xregion vs return 200 / proxy_pass / Lua / njs)
+	@$(PYTHON) bench/compare_bench.py $(BENCH_ARGS)
+
+# Worker memory over 1,000,000 requests (SOAK_ARGS="--requests 200000").
+soak: build module
+	@$(call section,soak: worker memory under load)
+	@$(PYTHON) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) fuzz-corpus .demo

@@ -25,6 +25,10 @@ PACKAGES=(
     redis-server        # shared state for the end-to-end tests
     python3-pytest      # end-to-end tests
     wrk                 # benchmarks
+    libnginx-mod-http-ndk  # bench peers only: the Lua module needs it
+    libnginx-mod-http-lua  # bench peers only: the Lua peer
+    lua-cjson           # bench peers only: the Lua peer's JSON decoder
+    libnginx-mod-http-js   # bench peers only: the njs peer
     valgrind            # leak checks of the command-line tool
     openssl             # test certificates and keys
     curl                # end-to-end tests and the demo
