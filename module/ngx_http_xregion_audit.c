@@ -176,10 +176,8 @@ static void ngx_http_xregion_audit_checkpoint(
     ngx_http_xregion_audit_writer_t *w);
 static void ngx_http_xregion_audit_ckpt_handler(ngx_event_t *ev);
 static void ngx_http_xregion_audit_sync_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_xregion_audit_sync(
-    ngx_http_xregion_audit_writer_t *w);
 static ngx_int_t ngx_http_xregion_audit_sync_start(
-    ngx_http_xregion_audit_writer_t *w);
+    ngx_http_xregion_audit_writer_t *w, ngx_uint_t here);
 static void ngx_http_xregion_audit_sync_done(
     ngx_http_xregion_audit_writer_t *w, ngx_err_t err);
 static void ngx_http_xregion_audit_release(
@@ -691,7 +689,7 @@ ngx_http_xregion_audit_exit_process(void)
     ngx_http_xregion_audit_checkpoint(w);
 
     if (w->fd != NGX_INVALID_FILE) {
-        (void) ngx_http_xregion_audit_sync(w);
+        (void) ngx_http_xregion_audit_sync_start(w, 1);
         ngx_close_file(w->fd);
         w->fd = NGX_INVALID_FILE;
     }
@@ -1840,7 +1838,7 @@ ngx_http_xregion_audit_sync_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_http_xregion_audit_sync_start(w) != NGX_OK) {
+    if (ngx_http_xregion_audit_sync_start(w, 0) == NGX_ERROR) {
         ngx_http_xregion_audit_release(w, 1);
     }
 }
@@ -1903,11 +1901,14 @@ ngx_http_xregion_audit_release(ngx_http_xregion_audit_writer_t *w,
 /*
  * Takes what the sync will cover under the lock, then syncs: in a thread
  * (NGX_OK, the end comes as an event) or at once (NGX_OK after
- * sync_done()).  NGX_ERROR: no sync could start.
+ * sync_done()).  here: at once, and only when something is not synced yet
+ * (the interval sync, a worker's exit; else NGX_DECLINED).  NGX_ERROR: no
+ * sync could start, or (here) it failed.
  */
 
 static ngx_int_t
-ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
+ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w,
+    ngx_uint_t here)
 {
     ngx_err_t                     err;
     ngx_http_xregion_audit_sh_t  *sh;
@@ -1915,6 +1916,11 @@ ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
     sh = w->sh;
 
     ngx_shmtx_lock(&w->shpool->mutex);
+
+    if (here && (sh->durable >= sh->head.seq || sh->recover)) {
+        ngx_shmtx_unlock(&w->shpool->mutex);
+        return NGX_DECLINED;
+    }
 
     if ((w->fd == NGX_INVALID_FILE || w->gen != sh->gen)
         && ngx_http_xregion_audit_reopen_locked(w) != NGX_OK)
@@ -1932,7 +1938,7 @@ ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
     w->syncing = 1;
 
 #if (NGX_THREADS)
-    if (w->task) {
+    if (w->task && !here) {
         ngx_http_xregion_audit_task_t  *t = w->task->ctx;
 
         t->fd = dup(w->fd);
@@ -1952,7 +1958,7 @@ ngx_http_xregion_audit_sync_start(ngx_http_xregion_audit_writer_t *w)
 
     ngx_http_xregion_audit_sync_done(w, err);
 
-    return NGX_OK;
+    return err ? NGX_ERROR : NGX_OK;
 }
 
 
@@ -2020,55 +2026,6 @@ ngx_http_xregion_audit_sync_event(ngx_event_t *ev)
 #endif
 
 
-static ngx_int_t
-ngx_http_xregion_audit_sync(ngx_http_xregion_audit_writer_t *w)
-{
-    uint64_t                      target;
-    ngx_uint_t                    gen;
-    ngx_http_xregion_audit_sh_t  *sh;
-
-    sh = w->sh;
-
-    ngx_shmtx_lock(&w->shpool->mutex);
-
-    if (sh->durable >= sh->head.seq || sh->recover) {
-        ngx_shmtx_unlock(&w->shpool->mutex);
-        return NGX_OK;
-    }
-
-    if ((w->fd == NGX_INVALID_FILE || w->gen != sh->gen)
-        && ngx_http_xregion_audit_reopen_locked(w) != NGX_OK)
-    {
-        ngx_shmtx_unlock(&w->shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    target = sh->head.seq;
-    gen = sh->gen;
-
-    ngx_shmtx_unlock(&w->shpool->mutex);
-
-    if (fdatasync(w->fd) == -1) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
-                      "xregion: fdatasync() of the audit file failed");
-        sh->failing = 1;
-        return NGX_ERROR;
-    }
-
-    ngx_shmtx_lock(&w->shpool->mutex);
-
-    /* after a rotation, the rotating worker synced the file before */
-
-    if (sh->gen == gen && sh->durable < target) {
-        sh->durable = target;
-    }
-
-    ngx_shmtx_unlock(&w->shpool->mutex);
-
-    return NGX_OK;
-}
-
-
 /* Every second: free space, a checkpoint due by time, an interval sync. */
 
 static void
@@ -2105,7 +2062,7 @@ ngx_http_xregion_audit_tick(ngx_event_t *ev)
     }
 
     if (ac->sync && ngx_current_msec - w->synced >= ac->sync) {
-        (void) ngx_http_xregion_audit_sync(w);
+        (void) ngx_http_xregion_audit_sync_start(w, 1);
         w->synced = ngx_current_msec;
     }
 
